@@ -1,0 +1,54 @@
+"""CLI of the simulated fleet: `python -m tests.fleet up N | down | status`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tests.fleet.emulation import EmulationUnavailable
+from tests.fleet.fleet import DEFAULT_STATE_DIR, Fleet, FleetError
+from tests.fleet.podman import PodmanError
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.fleet", description=__doc__)
+    parser.add_argument("--dir", type=Path, default=DEFAULT_STATE_DIR,
+                        help="state directory: keys, known_hosts, inventory (default: %(default)s)")
+    parser.add_argument("--name", help="fleet name, so several fleets can coexist (default: 'default')")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start N hosts (idempotent: running hosts are kept)")
+    up.add_argument("count", type=int, help="number of native hosts")
+    up.add_argument("--group", default="kunpeng", help="inventory group of the hosts (default: kunpeng)")
+    up.add_argument("--aarch64", type=int, default=0, metavar="M",
+                    help="also start M emulated aarch64 hosts (qemu-user-static)")
+    sub.add_parser("down", help="remove the fleet's containers and its state directory")
+    sub.add_parser("status", help="list hosts, their container state and whether SSH answers")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    fleet = Fleet(args.dir, args.name)
+    try:
+        if args.command == "up":
+            fleet.up(args.count, group=args.group, aarch64=args.aarch64)
+            print(f"try: ansible -i {fleet.inventory} {args.group} -m ansible.builtin.ping")
+        elif args.command == "down":
+            fleet.down()
+        else:
+            rows = fleet.status()
+            if not rows:
+                print(f"no fleet in {fleet.state_dir}")
+                return 0
+            for row in rows:
+                print("  ".join(f"{k}={v}" for k, v in row.items()))
+            return 0 if all(r["ssh"] == "ok" for r in rows) else 1
+    except (FleetError, PodmanError, EmulationUnavailable) as err:
+        print(f"fleet: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
