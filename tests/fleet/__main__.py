@@ -3,25 +3,34 @@
 from __future__ import annotations
 
 import argparse
+import platform
 import sys
 from pathlib import Path
 
 from tests.fleet.emulation import EmulationUnavailable
 from tests.fleet.fleet import DEFAULT_STATE_DIR, Fleet, FleetError
+from tests.fleet.image import ensure_image
 from tests.fleet.podman import PodmanError
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.fleet", description=__doc__)
-    parser.add_argument("--dir", type=Path, default=DEFAULT_STATE_DIR,
-                        help="state directory: keys, known_hosts, inventory (default: %(default)s)")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=DEFAULT_STATE_DIR,
+        help="state directory: keys, known_hosts, inventory (default: %(default)s)",
+    )
     parser.add_argument("--name", help="fleet name, so several fleets can coexist (default: 'default')")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start N hosts (idempotent: running hosts are kept)")
     up.add_argument("count", type=int, help="number of native hosts")
     up.add_argument("--group", default="kunpeng", help="inventory group of the hosts (default: kunpeng)")
-    up.add_argument("--aarch64", type=int, default=0, metavar="M",
-                    help="also start M emulated aarch64 hosts (qemu-user-static)")
+    up.add_argument(
+        "--aarch64", type=int, default=0, metavar="M", help="also start M emulated aarch64 hosts (qemu-user-static)"
+    )
+    image = sub.add_parser("image", help="build the host image(s) if missing or stale (Molecule uses them)")
+    image.add_argument("--aarch64", action="store_true", help="also build the emulated aarch64 image")
     sub.add_parser("down", help="remove the fleet's containers and its state directory")
     sub.add_parser("status", help="list hosts, their container state and whether SSH answers")
     return parser.parse_args(argv)
@@ -34,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             fleet.up(args.count, group=args.group, aarch64=args.aarch64)
             print(f"try: ansible -i {fleet.inventory} {args.group} -m ansible.builtin.ping")
+        elif args.command == "image":
+            for arch in [platform.machine(), *(["aarch64"] if args.aarch64 else [])]:
+                print(ensure_image(arch))
         elif args.command == "down":
             fleet.down()
         else:

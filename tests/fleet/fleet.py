@@ -115,8 +115,10 @@ class Fleet:
         self._write_inventory(hosts)
         for host in hosts:
             self._wait_for_ssh(host)
-        log(f"fleet '{self.name}': {len(hosts)} host(s) ready in {time.monotonic() - started:.1f} s; "
-            f"inventory {self.inventory}")
+        log(
+            f"fleet '{self.name}': {len(hosts)} host(s) ready in {time.monotonic() - started:.1f} s; "
+            f"inventory {self.inventory}"
+        )
         return hosts
 
     def down(self, log: Log = print) -> None:
@@ -126,8 +128,9 @@ class Fleet:
             _forget_cached_facts(host.name)
             log(f"{host.name}: removed")
         # Containers of this fleet that the state file no longer knows about (an interrupted `up`).
-        stray = podman("ps", "-a", "--filter", f"label=recbench.fleet={self.name}", "--format", "{{.Names}}",
-                       check=False).split()
+        stray = podman(
+            "ps", "-a", "--filter", f"label=recbench.fleet={self.name}", "--format", "{{.Names}}", check=False
+        ).split()
         for container in stray:
             podman("rm", "--force", "--time", "5", container, check=False)
         shutil.rmtree(self.state_dir, ignore_errors=True)
@@ -139,11 +142,16 @@ class Fleet:
             if podman_succeeds("container", "exists", host.container):
                 state = podman("inspect", "--format", "{{.State.Status}}", host.container).strip()
             reachable = state == "running" and self._ssh_ok(host)
-            rows.append({
-                "host": host.name, "group": host.group, "arch": host.arch,
-                "address": f"{LOOPBACK}:{host.port}", "container": state,
-                "ssh": "ok" if reachable else "unreachable",
-            })
+            rows.append(
+                {
+                    "host": host.name,
+                    "group": host.group,
+                    "arch": host.arch,
+                    "address": f"{LOOPBACK}:{host.port}",
+                    "container": state,
+                    "ssh": "ok" if reachable else "unreachable",
+                }
+            )
         return rows
 
     # --- helpers -----------------------------------------------------------------------------
@@ -160,9 +168,19 @@ class Fleet:
         (seed / "authorized_keys").write_text(public_key + "\n")
         podman("rm", "--force", host.container, check=False)
         args = [
-            "run", "--detach", "--name", host.container, "--hostname", host.name,
-            "--systemd=always", "--label", f"recbench.fleet={self.name}",
-            "--publish", f"{LOOPBACK}::22", "--volume", f"{seed}:{SEED_DIR}:ro",
+            "run",
+            "--detach",
+            "--name",
+            host.container,
+            "--hostname",
+            host.name,
+            "--systemd=always",
+            "--label",
+            f"recbench.fleet={self.name}",
+            "--publish",
+            f"{LOOPBACK}::22",
+            "--volume",
+            f"{seed}:{SEED_DIR}:ro",
         ]
         if host.emulated:
             args += ["--arch", "arm64"]
@@ -178,15 +196,23 @@ class Fleet:
 
     def ssh_options(self) -> list[str]:
         return [
-            "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes",
-            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes",
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "IdentitiesOnly=yes",
         ]
 
     def _write_inventory(self, hosts: list[FleetHost]) -> None:
         groups: dict[str, dict] = {}
         for h in sorted(hosts, key=lambda h: h.name):
             groups.setdefault(h.group, {"hosts": {}})["hosts"][h.name] = {
-                "ansible_host": LOOPBACK, "ansible_port": h.port, "fleet_arch": h.arch,
+                "ansible_host": LOOPBACK,
+                "ansible_port": h.port,
+                "fleet_arch": h.arch,
             }
         inventory = {
             "all": {
@@ -203,8 +229,20 @@ class Fleet:
         _atomic_write(self.inventory, header + yaml.safe_dump(inventory, sort_keys=False))
 
     def _ssh_ok(self, host: FleetHost, timeout: float = 10.0) -> bool:
-        cmd = ["ssh", *self.ssh_options(), "-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(timeout)}",
-               "-i", str(self.client_key), "-p", str(host.port), f"{LOGIN_USER}@{LOOPBACK}", "true"]
+        cmd = [
+            "ssh",
+            *self.ssh_options(),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ConnectTimeout={int(timeout)}",
+            "-i",
+            str(self.client_key),
+            "-p",
+            str(host.port),
+            f"{LOGIN_USER}@{LOOPBACK}",
+            "true",
+        ]
         try:
             proc = subprocess.run(cmd, capture_output=True, timeout=timeout + 5, check=False)
         except subprocess.TimeoutExpired:
@@ -218,8 +256,10 @@ class Fleet:
             if self._ssh_ok(host):
                 return
             time.sleep(0.5)
-        raise FleetError(f"{host.name}: sshd did not answer on {LOOPBACK}:{host.port} within {limit:.0f} s "
-                         f"(podman logs {host.container})")
+        raise FleetError(
+            f"{host.name}: sshd did not answer on {LOOPBACK}:{host.port} within {limit:.0f} s "
+            f"(podman logs {host.container})"
+        )
 
 
 def _running(container: str) -> bool:

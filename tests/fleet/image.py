@@ -98,10 +98,14 @@ def ensure_image(arch: str, log: Callable[[str], None] = print) -> str:
         assert tar.stdout is not None
         podman(
             "import",
-            "--change", 'CMD ["/sbin/init"]',
-            "--change", f"LABEL recbench.recipe={recipe_hash()}",
-            "--arch", DEBIAN_ARCH[arch],
-            "-", name,
+            "--change",
+            'CMD ["/sbin/init"]',
+            "--change",
+            f"LABEL recbench.recipe={recipe_hash()}",
+            "--arch",
+            DEBIAN_ARCH[arch],
+            "-",
+            name,
             input_bytes=tar.stdout.read(),
         )
         if tar.wait() != 0:
@@ -116,8 +120,13 @@ def _machine_arch() -> str:
 
 def _debootstrap(rootfs: Path, debian_arch: str) -> None:
     cmd = [
-        "debootstrap", "--variant=minbase", f"--arch={debian_arch}",
-        f"--include={','.join(PACKAGES)}", DEBIAN_SUITE, str(rootfs), DEBIAN_MIRROR,
+        "debootstrap",
+        "--variant=minbase",
+        f"--arch={debian_arch}",
+        f"--include={','.join(PACKAGES)}",
+        DEBIAN_SUITE,
+        str(rootfs),
+        DEBIAN_MIRROR,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -134,8 +143,7 @@ def _customise(rootfs: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(HOST_CA_BUNDLE, target)
     subprocess.run(
-        ["chroot", str(rootfs), "useradd", "--create-home", "--shell", "/bin/bash", "--groups", "sudo",
-         LOGIN_USER],
+        ["chroot", str(rootfs), "useradd", "--create-home", "--shell", "/bin/bash", "--groups", "sudo", LOGIN_USER],
         check=True,
     )
     _write(rootfs / f"etc/sudoers.d/{LOGIN_USER}", f"{LOGIN_USER} ALL=(ALL) NOPASSWD: ALL\n", 0o440)

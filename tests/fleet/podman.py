@@ -21,9 +21,7 @@ def podman_env() -> dict[str, str]:
 
 def podman(*args: str, check: bool = True, input_bytes: bytes | None = None) -> str:
     """Run `podman ARGS` and return its stdout; raise PodmanError with its stderr on failure."""
-    proc = subprocess.run(
-        ["podman", *args], input=input_bytes, capture_output=True, env=podman_env(), check=False
-    )
+    proc = subprocess.run(["podman", *args], input=input_bytes, capture_output=True, env=podman_env(), check=False)
     if check and proc.returncode != 0:
         detail = proc.stderr.decode(errors="replace").strip().splitlines()
         raise PodmanError(f"podman {args[0]} failed: {detail[-1] if detail else 'exit ' + str(proc.returncode)}")

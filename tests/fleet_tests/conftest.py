@@ -1,0 +1,34 @@
+"""Fixtures that bring up real simulated hosts (podman containers booted with systemd)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fleet.fleet import Fleet
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """Two native hosts in group kunpeng, torn down after the module."""
+    fleet = Fleet(tmp_path_factory.mktemp("fleet"), name="pytest")
+    fleet.down(log=lambda _: None)
+    fleet.up(2, group="kunpeng")
+    yield fleet
+    fleet.down(log=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def arm_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """One emulated aarch64 host (qemu-user-static), torn down after the module."""
+    fleet = Fleet(tmp_path_factory.mktemp("armfleet"), name="pytest-arm")
+    fleet.down(log=lambda _: None)
+    fleet.up(0, group="kunpeng", aarch64=1)
+    yield fleet
+    fleet.down(log=lambda _: None)
+
+
+def inventory_of(fleet: Fleet) -> Path:
+    return fleet.inventory

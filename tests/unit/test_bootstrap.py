@@ -1,0 +1,18 @@
+"""The bootstrap is idempotent: on a machine it already set up, it checks and changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import run
+
+pytestmark = pytest.mark.unit
+
+
+def test_second_bootstrap_does_nothing_and_says_so() -> None:
+    proc = run(["bash", "scripts/bootstrap.sh"], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("bootstrap: Debian packages: all") and "nothing to do" in line for line in lines)
+    assert any("virtualenv" in line and "up to date, nothing to do" in line for line in lines)
+    assert "installing" not in proc.stdout
