@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from tests.fleet.emulation import enable_aarch64_emulation
 from tests.fleet.image import LOGIN_USER, SEED_DIR, ensure_image
 from tests.fleet.keys import generate_keypair, known_hosts_line
 from tests.fleet.podman import podman, podman_succeeds
@@ -101,6 +102,8 @@ class Fleet:
             current = known.get(host.name)
             if current and podman_succeeds("container", "exists", current.container):
                 if not _running(current.container):
+                    if current.emulated:
+                        enable_aarch64_emulation()
                     log(f"{host.name}: starting stopped container")
                     podman("start", current.container)
                     current.port = _published_ssh_port(current.container)
@@ -167,6 +170,8 @@ class Fleet:
         generate_keypair(seed / "ssh_host_ed25519_key", f"root@{host.name}")
         (seed / "authorized_keys").write_text(public_key + "\n")
         podman("rm", "--force", host.container, check=False)
+        if host.emulated:
+            enable_aarch64_emulation()
         args = [
             "run",
             "--detach",
