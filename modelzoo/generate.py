@@ -20,16 +20,50 @@ CHUNK_ROWS = 20_000
 
 # Cardinalities of C1..C26 in the Criteo Kaggle training set.
 CRITEO_CARDINALITY = [
-    1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194, 27, 14992,
-    5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572,
+    1460,
+    583,
+    10131227,
+    2202608,
+    305,
+    24,
+    12517,
+    633,
+    3,
+    93145,
+    5683,
+    8351593,
+    3194,
+    27,
+    14992,
+    5461306,
+    10,
+    5652,
+    2173,
+    4,
+    7046547,
+    18,
+    15,
+    286181,
+    105,
+    142572,
 ]
 # Share of empty values per categorical field (the last ones are often missing in the real data).
 CRITEO_SPARSE_MISSING = [0.0] * 18 + [0.44, 0.44, 0.0, 0.76, 0.0, 0.04, 0.44, 0.44]
 # (log-mean, log-sd, missing share) of I1..I13, roughly the real marginals.
 CRITEO_DENSE_SHAPE = [
-    (0.8, 1.2, 0.45), (2.0, 2.0, 0.0), (2.3, 1.4, 0.21), (1.6, 1.1, 0.22), (8.0, 2.0, 0.03),
-    (3.5, 1.8, 0.22), (1.5, 1.5, 0.04), (2.6, 1.2, 0.0), (3.8, 1.5, 0.04), (0.4, 0.6, 0.45),
-    (1.0, 1.0, 0.04), (0.3, 0.8, 0.77), (1.9, 1.3, 0.22),
+    (0.8, 1.2, 0.45),
+    (2.0, 2.0, 0.0),
+    (2.3, 1.4, 0.21),
+    (1.6, 1.1, 0.22),
+    (8.0, 2.0, 0.03),
+    (3.5, 1.8, 0.22),
+    (1.5, 1.5, 0.04),
+    (2.6, 1.2, 0.0),
+    (3.8, 1.5, 0.04),
+    (0.4, 0.6, 0.45),
+    (1.0, 1.0, 0.04),
+    (0.3, 0.8, 0.77),
+    (1.9, 1.3, 0.22),
 ]
 # The planted signal: fields whose categories shift the click log-odds, dense terms, a cross.
 CRITEO_SIGNAL_FIELDS = [0, 1, 5, 8, 13, 16, 19, 22]  # C1 C2 C6 C9 C14 C17 C20 C23
@@ -39,7 +73,7 @@ CRITEO_DENSE_WEIGHTS = {0: 0.35, 2: -0.25, 6: 0.2}  # on log1p(I1), log1p(I3), l
 TAOBAO_USERS = 1_141_729
 TAOBAO_ADGROUPS = 846_811
 TAOBAO_CATEGORIES = 6_769
-TAOBAO_CLUSTERS = 8
+TAOBAO_CLUSTERS = 4
 
 
 def _mix(a: np.ndarray, salt: int) -> np.ndarray:
@@ -82,8 +116,13 @@ def criteo_chunk(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         logit += weight * (np.log1p(np.maximum(dense[:, j], 0)) - CRITEO_DENSE_SHAPE[j][0])
     labels = (rng.random(n) < _sigmoid(logit)).astype(np.int64)
     sparse_missing = rng.random((n, 26)) < np.asarray(CRITEO_SPARSE_MISSING)
-    return {"labels": labels, "dense": dense, "dense_missing": dense_missing, "ids": ids,
-            "sparse_missing": sparse_missing}
+    return {
+        "labels": labels,
+        "dense": dense,
+        "dense_missing": dense_missing,
+        "ids": ids,
+        "sparse_missing": sparse_missing,
+    }
 
 
 def criteo_rows(chunk: dict[str, np.ndarray], kaggle_ints: bool) -> Iterator[list[str]]:
@@ -108,11 +147,16 @@ def taobao_chunk(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     age = (_mix(user, 1) % 7).astype(np.int64)
     gender = 1 + (_mix(user, 2) % 2).astype(np.int64)
     cate = _log_uniform(rng, TAOBAO_CATEGORIES, n)
-    cate = np.where(rng.random(n) < 0.5, cate, (_mix(adgroup, 3) % TAOBAO_CATEGORIES).astype(np.int64))
+    price = np.floor(rng.lognormal(4.5, 1.5, n)).astype(np.int64) + 1
+    pvalue = 1 + (_mix(user, 10) % 3).astype(np.int64)
+    shopping = 1 + (_mix(user, 4) % 3).astype(np.int64)
+    # The planted signal is user-item affinity, which is what a two-tower model can express:
+    # users of a profile cluster click categories of the same cluster, and big spenders (pvalue)
+    # click expensive items.
     user_cluster = (age * 2 + gender) % TAOBAO_CLUSTERS
     item_cluster = cate % TAOBAO_CLUSTERS
-    shopping = 1 + (_mix(user, 4) % 3).astype(np.int64)
-    logit = -2.2 + 2.6 * (user_cluster == item_cluster) + 0.3 * (shopping - 2)
+    price_level = np.clip(np.floor(np.log10(price)), 0, 4)
+    logit = -2.4 + 2.8 * (user_cluster == item_cluster) + 0.4 * (pvalue - 2) * (price_level - 2) + 0.3 * (shopping - 2)
     columns = {
         "clk": (rng.random(n) < _sigmoid(logit)).astype(np.int64),
         "pid": np.where(rng.random(n) < 0.5, 430548, 430539),
@@ -126,11 +170,11 @@ def taobao_chunk(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         "cms_group_id": (_mix(user, 9) % 13).astype(np.int64),
         "final_gender_code": gender,
         "age_level": age,
-        "pvalue_level": 1 + (_mix(user, 10) % 3).astype(np.int64),
+        "pvalue_level": pvalue,
         "shopping_level": shopping,
         "occupation": (_mix(user, 11) % 2).astype(np.int64),
         "new_user_class_level": 1 + (_mix(user, 12) % 4).astype(np.int64),
-        "price": np.floor(rng.lognormal(4.5, 1.5, n)).astype(np.int64) + 1,
+        "price": price,
     }
     columns["buy"] = columns["clk"] * (rng.random(n) < 0.02)
     return columns

@@ -20,9 +20,7 @@ def hashed_ids(columns: list[tf.Tensor], buckets: int) -> tf.Tensor:
 
 def embed(name: str, ids: tf.Tensor, rows: int, dim: int, stddev: float = 0.05) -> tf.Tensor:
     """Look IDS up in a [ROWS, DIM] table: [..., DIM]."""
-    table = tf.get_variable(
-        name, shape=[rows, dim], initializer=tf.truncated_normal_initializer(stddev=stddev)
-    )
+    table = tf.get_variable(name, shape=[rows, dim], initializer=tf.truncated_normal_initializer(stddev=stddev))
     return tf.nn.embedding_lookup(table, ids)
 
 

@@ -162,8 +162,9 @@ def _batch(labels: list[float], dense: list[list[float]], sparse: list[list[byte
     )
 
 
-def read_all(path: Path, dataset: Dataset, layout: str = "auto", skip_bad_rows: bool = False,
-             stats: ReadStats | None = None) -> Batch:
+def read_all(
+    path: Path, dataset: Dataset, layout: str = "auto", skip_bad_rows: bool = False, stats: ReadStats | None = None
+) -> Batch:
     """The whole file as one batch (for evaluation files that fit in memory)."""
     batches = list(iter_batches(path, dataset, 1 << 16, layout, skip_bad_rows, stats))
     return Batch(

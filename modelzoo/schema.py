@@ -10,14 +10,38 @@ CRITEO_COLUMNS = ["label", *CRITEO_DENSE, *CRITEO_SPARSE]
 
 # EasyRec's Taobao layout. The two list-valued tag columns are dropped for DSSM, like the seed.
 TAOBAO_COLUMNS = [
-    "clk", "buy", "pid", "adgroup_id", "cate_id", "campaign_id", "customer", "brand", "user_id",
-    "cms_segid", "cms_group_id", "final_gender_code", "age_level", "pvalue_level", "shopping_level",
-    "occupation", "new_user_class_level", "tag_category_list", "tag_brand_list", "price",
+    "clk",
+    "buy",
+    "pid",
+    "adgroup_id",
+    "cate_id",
+    "campaign_id",
+    "customer",
+    "brand",
+    "user_id",
+    "cms_segid",
+    "cms_group_id",
+    "final_gender_code",
+    "age_level",
+    "pvalue_level",
+    "shopping_level",
+    "occupation",
+    "new_user_class_level",
+    "tag_category_list",
+    "tag_brand_list",
+    "price",
 ]
 TAOBAO_DROPPED = ["tag_category_list", "tag_brand_list"]
 TAOBAO_USER = [
-    "user_id", "cms_segid", "cms_group_id", "final_gender_code", "age_level", "pvalue_level",
-    "shopping_level", "occupation", "new_user_class_level",
+    "user_id",
+    "cms_segid",
+    "cms_group_id",
+    "final_gender_code",
+    "age_level",
+    "pvalue_level",
+    "shopping_level",
+    "occupation",
+    "new_user_class_level",
 ]
 TAOBAO_ITEM = ["pid", "adgroup_id", "cate_id", "campaign_id", "customer", "brand", "price"]
 
@@ -39,7 +63,5 @@ class Dataset:
 
 
 CRITEO = Dataset("criteo", CRITEO_COLUMNS, "label", CRITEO_DENSE, CRITEO_SPARSE, [])
-TAOBAO = Dataset(
-    "taobao", TAOBAO_COLUMNS, "clk", [], [*TAOBAO_USER, *TAOBAO_ITEM], ["buy", *TAOBAO_DROPPED]
-)
+TAOBAO = Dataset("taobao", TAOBAO_COLUMNS, "clk", [], [*TAOBAO_USER, *TAOBAO_ITEM], ["buy", *TAOBAO_DROPPED])
 DATASETS = {d.name: d for d in (CRITEO, TAOBAO)}

@@ -12,6 +12,6 @@ import os
 # TensorFlow's C++ start-up chatter hides the progress output of the CLI.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow.compat.v1 as tf  # noqa: E402
+import tensorflow.compat.v1 as tf
 
 __all__ = ["tf"]

@@ -14,4 +14,3 @@ BUILDERS: dict[str, Callable[[Features, dict], object]] = {
     "dffm": dffm.build,
     "dssm": dssm.build,
 }
-MODEL_NAMES = list(BUILDERS)

@@ -8,15 +8,18 @@ from modelzoo.models.features import Features
 from modelzoo.tfcompat import tf
 
 
-def field_vectors(features: Features, config: dict, dim: int, name: str) -> tf.Tensor:
-    """[B, fields, dim]: sparse embeddings and dense value-scaled vectors."""
+def field_vectors(
+    features: Features, config: dict, dim: int, name: str, sparse_names: list[str] | None = None
+) -> tf.Tensor:
+    """[B, fields, dim]: embeddings of the sparse fields (all, or SPARSE_NAMES) and dense value-scaled vectors."""
     buckets = config["hash_buckets"]
-    sparse = features.sparse()
+    sparse = features.sparse(sparse_names)
     vectors = embed(name, hashed_ids(sparse, buckets), buckets * len(sparse), dim)
     if features.dataset.dense:
         dense = log_dense(features.dense())  # [B, D]
         dense_vectors = tf.get_variable(
-            f"{name}_dense", shape=[len(features.dataset.dense), dim],
+            f"{name}_dense",
+            shape=[len(features.dataset.dense), dim],
             initializer=tf.truncated_normal_initializer(stddev=0.05),
         )
         vectors = tf.concat([vectors, tf.expand_dims(dense, 2) * dense_vectors], axis=1)

@@ -13,7 +13,9 @@ def tower(name: str, features: Features, fields: list[str], config: dict) -> tf.
     with tf.variable_scope(name):
         vectors = embed("embeddings", hashed_ids(features.sparse(fields), buckets), buckets * len(fields), dim)
         flat = tf.reshape(vectors, [-1, len(fields) * dim])
-        return tf.nn.l2_normalize(mlp("mlp", flat, config["tower_hidden"]), axis=1)
+        hidden = config["tower_hidden"]
+        # The last layer is linear: a ReLU there can zero the whole vector and with it the cosine.
+        return tf.nn.l2_normalize(mlp("mlp", flat, hidden[:-1], output=hidden[-1]), axis=1)
 
 
 def build(features: Features, config: dict) -> tf.Tensor:

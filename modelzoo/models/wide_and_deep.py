@@ -14,8 +14,7 @@ def build(features: Features, config: dict) -> tf.Tensor:
     dense = log_dense(features.dense())
     # Wide part: one weight per category, per dense value, and per configured cross.
     crosses = [
-        tf.string_join([features.columns[a], features.columns[b]], separator="_x_")
-        for a, b in config["wide_crosses"]
+        tf.string_join([features.columns[a], features.columns[b]], separator="_x_") for a, b in config["wide_crosses"]
     ]
     wide_ids = hashed_ids(sparse + crosses, buckets)
     wide = tf.reduce_sum(embed("wide_weights", wide_ids, buckets * len(sparse + crosses), 1), axis=[1, 2])

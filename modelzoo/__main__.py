@@ -1,0 +1,5 @@
+import sys
+
+from modelzoo.cli import main
+
+sys.exit(main())

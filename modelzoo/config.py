@@ -1,0 +1,42 @@
+"""Hyperparameters: one YAML file per model under modelzoo/configs/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from modelzoo.schema import DATASETS, Dataset
+
+CONFIG_DIR = Path(__file__).with_name("configs")
+# The models, in the seed's order; each has configs/<name>.yaml and models/<name>.py.
+MODEL_NAMES = ["wide_and_deep", "dlrm", "deepfm", "dffm", "dssm"]
+REQUIRED = {"dataset", "hash_buckets", "embedding_dim", "optimizer", "learning_rate", "batch_size"}
+OPTIMIZERS = {"adam", "adagrad", "sgd"}
+
+
+class ConfigError(ValueError):
+    """A hyperparameter file is missing or wrong; the message names the file and the key."""
+
+
+def load_config(model: str, path: Path | None = None) -> dict:
+    path = path or CONFIG_DIR / f"{model}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{path}: no hyperparameter file for model {model!r}")
+    config = yaml.safe_load(path.read_text()) or {}
+    missing = REQUIRED - set(config)
+    if missing:
+        raise ConfigError(f"{path}: missing {', '.join(sorted(missing))}")
+    if config["dataset"] not in DATASETS:
+        raise ConfigError(f"{path}: dataset must be one of {', '.join(DATASETS)}, not {config['dataset']!r}")
+    if config["optimizer"] not in OPTIMIZERS:
+        raise ConfigError(f"{path}: optimizer must be one of {', '.join(sorted(OPTIMIZERS))}")
+    for key in ("hash_buckets", "embedding_dim", "batch_size"):
+        if not isinstance(config[key], int) or config[key] <= 0:
+            raise ConfigError(f"{path}: {key} must be a positive integer")
+    config["model"] = model
+    return config
+
+
+def dataset_of(config: dict) -> Dataset:
+    return DATASETS[config["dataset"]]
