@@ -34,6 +34,9 @@ run_pytest -m unit -q
 
 if $quick; then exit 0; fi
 
+stage "model zoo tests (real TensorFlow training and SavedModels)"
+run_pytest -m models -q
+
 stage "host images (built once, then cached)"
 python -m tests.fleet image --aarch64
 

@@ -1,0 +1,25 @@
+"""Generated data sets shared by the model tests (made once per session, deterministic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modelzoo.generate import generate
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("generated")
+    files = {
+        "criteo_train": ("criteo", 100_000, 1),
+        "criteo_eval": ("criteo", 10_000, 2),
+        "taobao_train": ("taobao", 200_000, 1),
+        "taobao_eval": ("taobao", 10_000, 2),
+    }
+    paths = {}
+    for name, (dataset, rows, seed) in files.items():
+        paths[name] = root / f"{name}.csv"
+        generate(dataset, paths[name], rows, seed)
+    return paths
