@@ -7,6 +7,7 @@ Run from the repository root inside .venv: python tests/benchmarks/fleet_bringup
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 import sys
 import tempfile
 import time
@@ -20,7 +21,7 @@ from tests.fleet.image import ensure_image
 HOSTS = 3
 
 
-def timed(label: str, func: callable) -> float:
+def timed(label: str, func: Callable[[], object]) -> float:
     start = time.perf_counter()
     func()
     seconds = time.perf_counter() - start
