@@ -7,10 +7,10 @@ Run from the repository root inside .venv: python tests/benchmarks/fleet_bringup
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
