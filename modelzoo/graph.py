@@ -29,7 +29,7 @@ class ModelGraph:
 
     def feed(self, batch: Batch, with_label: bool = True) -> dict[tf.Tensor, np.ndarray]:
         columns = batch.feed(self.dataset)
-        feed = {self.inputs[name]: columns[name] for name in self.inputs}
+        feed = {self.inputs[name]: columns[name].reshape(-1, 1) for name in self.inputs}
         if with_label:
             feed[self.label] = batch.labels
         return feed
@@ -50,11 +50,14 @@ def build_graph(config: dict, seed: int, training: bool) -> ModelGraph:
     graph = tf.Graph()
     with graph.as_default():
         tf.set_random_seed(seed)
-        inputs = {name: tf.placeholder(tf.float32, [None], name=name) for name in dataset.dense}
-        inputs.update({name: tf.placeholder(tf.string, [None], name=name) for name in dataset.sparse})
+        # [batch, 1] per column: perf_analyzer sends real-data (--input-data JSON) batches only to
+        # inputs with a dimension after the batch one; rank-1 inputs work with random data alone.
+        inputs = {name: tf.placeholder(tf.float32, [None, 1], name=name) for name in dataset.dense}
+        inputs.update({name: tf.placeholder(tf.string, [None, 1], name=name) for name in dataset.sparse})
         label = tf.placeholder(tf.float32, [None], name="label")
+        columns = {name: tf.reshape(placeholder, [-1]) for name, placeholder in inputs.items()}
         with tf.variable_scope(config["model"]):
-            logits = BUILDERS[config["model"]](Features(dataset, inputs), config)
+            logits = BUILDERS[config["model"]](Features(dataset, columns), config)
         probabilities = tf.sigmoid(logits, name=OUTPUT_NAME)
         loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=label, logits=logits))
         model_variables = tf.global_variables()

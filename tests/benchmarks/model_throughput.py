@@ -39,7 +39,7 @@ def inference_rate(
         feeds = []
         total = len(next(iter(rows.values())))
         for start in range(0, total - batch + 1, batch):
-            feeds.append({signature.inputs[k].name: v[start : start + batch] for k, v in rows.items()})
+            feeds.append({signature.inputs[k].name: v[start : start + batch].reshape(-1, 1) for k, v in rows.items()})
         for feed in feeds[:3]:  # warm-up
             session.run(output, feed)
         done, begin = 0, time.perf_counter()

@@ -32,7 +32,7 @@ def predict_saved_model(export_dir: Path, rows: dict[str, np.ndarray]) -> np.nda
     with tf.Graph().as_default(), tf.Session() as session:
         meta = tf.saved_model.loader.load(session, [tf.saved_model.tag_constants.SERVING], str(export_dir))
         signature = meta.signature_def["serving_default"]
-        feed = {signature.inputs[name].name: values for name, values in rows.items()}
+        feed = {signature.inputs[name].name: values.reshape(-1, 1) for name, values in rows.items()}
         return session.run(signature.outputs["probabilities"].name, feed)
 
 
@@ -79,7 +79,7 @@ def test_learns_the_planted_signal_and_exports_what_it_learned(
     for name, spec in card["inputs"].items():
         info = signature.inputs[name]
         assert spec["dtype"] == tf.as_dtype(info.dtype).name
-        assert spec["shape"] == [d.size for d in info.tensor_shape.dim] == [-1]
+        assert spec["shape"] == [d.size for d in info.tensor_shape.dim] == [-1, 1]
         assert spec["dtype"] == ("float32" if name in dataset.dense else "string")
     assert list(card["output"]) == list(signature.outputs) == ["probabilities"]
     assert card["metrics"]["auc"] == record["eval"]["auc"]
