@@ -186,6 +186,9 @@ class Fleet:
             f"{LOOPBACK}::22",
             "--volume",
             f"{seed}:{SEED_DIR}:ro",
+            # root on a bare-metal host may set firewall rules (the tfserving role does)
+            "--cap-add",
+            "NET_ADMIN",
         ]
         if host.emulated:
             args += ["--arch", "arm64"]
