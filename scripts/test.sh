@@ -40,6 +40,13 @@ run_pytest -m models -q
 stage "host images (built once, then cached)"
 python -m tests.fleet image --aarch64
 
+# Kept outside the clone so CI runs on this machine reuse the downloads (about 600 MB).
+stage "artifact store for the tests (filled once, then checked)"
+export RECBENCH_ARTIFACTS=${RECBENCH_ARTIFACTS:-/var/tmp/recbench-artifacts}
+ansible-playbook playbooks/artifacts.yml -e "artifact_store_dir=$RECBENCH_ARTIFACTS" | tail -n 3
+# TF-Serving cannot be built here: the stand-in is packaged as the same kind of artifact.
+python -m tests.tfserving_standin.package --store "$RECBENCH_ARTIFACTS" --arch x86_64 --arch aarch64
+
 stage "molecule"
 for scenario in molecule/*/molecule.yml; do
   name=$(basename "$(dirname "$scenario")")

@@ -31,7 +31,7 @@ def timed(label: str, func: Callable[[], object]) -> float:
 
 def playbook(inventory: Path) -> None:
     proc = subprocess.run(
-        ["ansible-playbook", "-i", str(inventory), "playbooks/site.yml"],
+        ["ansible-playbook", "-i", str(inventory), "playbooks/site.yml", "--tags", "host_prep"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

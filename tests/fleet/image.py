@@ -85,10 +85,10 @@ def cached(arch: str) -> bool:
 def ensure_image(arch: str, log: Callable[[str], None] = print) -> str:
     """Return the image for ARCH, building it first if it is missing or stale."""
     name = image_name(arch)
+    if arch != _machine_arch():
+        enable_aarch64_emulation()  # the build runs aarch64 code, and so do containers of the image
     if cached(arch):
         return name
-    if arch != _machine_arch():
-        enable_aarch64_emulation()
     log(f"building host image {name} with debootstrap (one to three minutes)")
     with tempfile.TemporaryDirectory(prefix="recbench-rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs"

@@ -1,0 +1,161 @@
+"""Serving on the simulated fleet: tensorflow + tfserving (stand-in build) + perf_analyzer on two hosts,
+then a real perf_analyzer sweep on each host against its own server serving a model zoo export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modelzoo.export import export
+from modelzoo.train import train
+from tests.conftest import run
+from tests.criteo_layouts import SAMPLE
+from tests.fleet.fleet import Fleet
+from tests.fleet.podman import podman
+
+pytestmark = pytest.mark.fleet
+
+STORE = Path(os.environ.get("RECBENCH_ARTIFACTS", "/var/tmp/recbench-artifacts"))
+STANDIN = "tfserving/tensorflow_model_server-2.15.1-x86_64-plain.tar.gz"
+
+
+def playbook(fleet: Fleet, path: str, *extra: str, store: Path = STORE) -> tuple[int, str]:
+    proc = run(
+        ["ansible-playbook", "-i", str(fleet.inventory), path, "-e", f"recbench_artifact_dir={store}", *extra],
+        timeout=1200,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fleet, Path]]:
+    manifest = STORE / "manifest.json"
+    assert manifest.is_file(), f"{manifest} missing: scripts/test.sh fills the test artifact store first"
+    out = tmp_path_factory.mktemp("models")
+    train("dlrm", SAMPLE, out, batch_size=64, steps=3, log=lambda _: None)
+    export("dlrm", out)
+    fleet = Fleet(tmp_path_factory.mktemp("servingfleet"), name="pytest-serving")
+    fleet.down(log=lambda _: None)
+    fleet.up(2, log=lambda _: None)
+    rc, output = playbook(fleet, "playbooks/site.yml")
+    assert rc == 0, output[-4000:]
+    rc, output = playbook(fleet, "tests/fleet_tests/playbooks/serve.yml", "-e", f"model_dir={out / 'dlrm'}")
+    assert rc == 0, output[-4000:]
+    yield fleet, out
+    fleet.down(log=lambda _: None)
+
+
+def test_perf_analyzer_measures_each_hosts_own_server(served, tmp_path: Path) -> None:
+    fleet, _ = served
+    tree = tmp_path / "tree"
+    proc = run(
+        [
+            "ansible",
+            "-i",
+            str(fleet.inventory),
+            "kunpeng",
+            "--tree",
+            str(tree),
+            "-m",
+            "ansible.builtin.shell",
+            "-a",
+            "cd /tmp && perf_analyzer -m dlrm --service-kind tfserving -i grpc -u localhost:8500 -b 16 "
+            "--concurrency-range 1:2 -p 1000 -s 50 --max-trials 5 -f perf.csv --verbose-csv "
+            ">/dev/null && cat perf.csv",
+        ],
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    results = {p.name: json.loads(p.read_text()) for p in tree.iterdir()}
+    assert sorted(results) == ["kunpeng-01", "kunpeng-02"]
+    for host, result in results.items():
+        rows = list(csv.DictReader(io.StringIO(result["stdout"])))
+        assert rows, f"{host}: empty CSV"
+        assert {int(r["Concurrency"]) for r in rows} == {1, 2}
+        assert all(float(r["Inferences/Second"]) > 0 for r in rows), rows
+        assert all(float(r["p99 latency"]) > 0 for r in rows)
+
+
+def test_site_is_idempotent(served) -> None:
+    fleet, _ = served
+    rc, output = playbook(fleet, "playbooks/site.yml")
+    assert rc == 0, output[-3000:]
+    recap = [line for line in output.splitlines() if " ok=" in line and "changed=" in line]
+    assert len(recap) == 2 and all("changed=0" in line for line in recap), recap
+
+
+def test_serving_ports_are_closed_to_other_hosts(served) -> None:
+    fleet, _ = served
+    first, second = fleet.hosts()
+    address = podman("inspect", "--format", "{{.NetworkSettings.IPAddress}}", first.container).strip()
+    probe = "timeout 5 bash -c 'echo > /dev/tcp/{}/{}' && echo open || echo closed"
+    serving = podman("exec", second.container, "bash", "-c", probe.format(address, 8500)).strip()
+    ssh = podman("exec", second.container, "bash", "-c", probe.format(address, 22)).strip()
+    assert (serving, ssh) == ("closed", "open")
+
+
+def test_a_tampered_artifact_stops_the_host_and_installs_nothing(served, tmp_path: Path) -> None:
+    fleet, _ = served
+    store = tmp_path / "store"
+    (store / "tfserving").mkdir(parents=True)
+    shutil.copy(STORE / "manifest.json", store / "manifest.json")
+    tampered = store / STANDIN
+    shutil.copy(STORE / STANDIN, tampered)
+    with tampered.open("ab") as handle:
+        handle.write(b"not what the manifest hashed")
+    run(
+        [
+            "ansible",
+            "-i",
+            str(fleet.inventory),
+            "kunpeng",
+            "-b",
+            "-m",
+            "ansible.builtin.file",
+            "-a",
+            "path=/opt/recbench/tfserving/2.15.1-x86_64-plain state=absent",
+        ]
+    )
+    rc, output = playbook(fleet, "playbooks/site.yml", "--tags", "tfserving", store=store)
+    assert rc != 0
+    assert f"sha256 mismatch for {STANDIN}" in output
+    check = run(
+        [
+            "ansible",
+            "-i",
+            str(fleet.inventory),
+            "kunpeng",
+            "-m",
+            "ansible.builtin.stat",
+            "-a",
+            "path=/opt/recbench/tfserving/2.15.1-x86_64-plain/bin/tensorflow_model_server",
+        ]
+    )
+    assert '"exists": false' in check.stdout
+    rc, output = playbook(fleet, "playbooks/site.yml", "--tags", "tfserving")  # the good store repairs it
+    assert rc == 0, output[-3000:]
+
+
+def test_a_server_with_nothing_to_serve_fails_readiness_with_a_clear_message(served, tmp_path: Path) -> None:
+    fleet, out = served
+    rc, output = playbook(
+        fleet,
+        "tests/fleet_tests/playbooks/serve.yml",
+        "-e",
+        f"model_dir={out / 'dlrm'}",
+        "-e",
+        "model_path=nothing-here",
+        "-e",
+        "tfserving_ready_timeout=8",
+        "-l",
+        "kunpeng-01",
+    )
+    assert rc != 0
+    assert "did not serve dlrm within 8 s" in output
