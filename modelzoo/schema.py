@@ -8,30 +8,6 @@ CRITEO_DENSE = [f"I{i}" for i in range(1, 14)]
 CRITEO_SPARSE = [f"C{i}" for i in range(1, 27)]
 CRITEO_COLUMNS = ["label", *CRITEO_DENSE, *CRITEO_SPARSE]
 
-# EasyRec's Taobao layout. The two list-valued tag columns are dropped for DSSM, like the seed.
-TAOBAO_COLUMNS = [
-    "clk",
-    "buy",
-    "pid",
-    "adgroup_id",
-    "cate_id",
-    "campaign_id",
-    "customer",
-    "brand",
-    "user_id",
-    "cms_segid",
-    "cms_group_id",
-    "final_gender_code",
-    "age_level",
-    "pvalue_level",
-    "shopping_level",
-    "occupation",
-    "new_user_class_level",
-    "tag_category_list",
-    "tag_brand_list",
-    "price",
-]
-TAOBAO_DROPPED = ["tag_category_list", "tag_brand_list"]
 TAOBAO_USER = [
     "user_id",
     "cms_segid",
@@ -42,6 +18,21 @@ TAOBAO_USER = [
     "shopping_level",
     "occupation",
     "new_user_class_level",
+]
+TAOBAO_DROPPED = ["tag_category_list", "tag_brand_list"]
+# EasyRec's Taobao layout, in file order. The two list-valued tag columns are dropped for DSSM, like the seed.
+TAOBAO_COLUMNS = [
+    "clk",
+    "buy",
+    "pid",
+    "adgroup_id",
+    "cate_id",
+    "campaign_id",
+    "customer",
+    "brand",
+    *TAOBAO_USER,
+    *TAOBAO_DROPPED,
+    "price",
 ]
 TAOBAO_ITEM = ["pid", "adgroup_id", "cate_id", "campaign_id", "customer", "brand", "price"]
 
