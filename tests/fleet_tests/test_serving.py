@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from modelzoo.config import dataset_of, load_config
 from modelzoo.export import export
+from modelzoo.perf_input import write_perf_input
 from modelzoo.train import train
 from tests.conftest import run
 from tests.criteo_layouts import SAMPLE
@@ -32,6 +34,19 @@ def playbook(fleet: Fleet, path: str, *extra: str, store: Path = STORE) -> tuple
         timeout=1200,
     )
     return proc.returncode, proc.stdout + proc.stderr
+
+
+def stdout_per_host(fleet: Fleet, module: str, args: str, tree: Path) -> dict[str, str]:
+    """Run an ad-hoc module on every host; return each host's stdout (as the tree callback saved it)."""
+    proc = run(
+        ["ansible", "-i", str(fleet.inventory), "kunpeng", "--tree", str(tree), "-m", module, "-a", args], timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    return {p.name: json.loads(p.read_text()).get("stdout", "") for p in tree.iterdir()}
+
+
+def perf_csv_rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
 
 
 @pytest.fixture(scope="module")
@@ -54,33 +69,38 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fleet, Pa
 
 def test_perf_analyzer_measures_each_hosts_own_server(served, tmp_path: Path) -> None:
     fleet, _ = served
-    tree = tmp_path / "tree"
-    proc = run(
-        [
-            "ansible",
-            "-i",
-            str(fleet.inventory),
-            "kunpeng",
-            "--tree",
-            str(tree),
-            "-m",
-            "ansible.builtin.shell",
-            "-a",
-            "cd /tmp && perf_analyzer -m dlrm --service-kind tfserving -i grpc -u localhost:8500 -b 16 "
-            "--concurrency-range 1:2 -p 1000 -s 50 --max-trials 5 -f perf.csv --verbose-csv "
-            ">/dev/null && cat perf.csv",
-        ],
-        timeout=600,
+    outputs = stdout_per_host(
+        fleet,
+        "ansible.builtin.shell",
+        "cd /tmp && perf_analyzer -m dlrm --service-kind tfserving -i grpc -u localhost:8500 -b 16 "
+        "--concurrency-range 1:2 -p 1000 -s 50 --max-trials 5 -f perf.csv --verbose-csv >/dev/null && cat perf.csv",
+        tmp_path / "tree",
     )
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    results = {p.name: json.loads(p.read_text()) for p in tree.iterdir()}
-    assert sorted(results) == ["kunpeng-01", "kunpeng-02"]
-    for host, result in results.items():
-        rows = list(csv.DictReader(io.StringIO(result["stdout"])))
+    assert sorted(outputs) == ["kunpeng-01", "kunpeng-02"]
+    for host, text in outputs.items():
+        rows = perf_csv_rows(text)
         assert rows, f"{host}: empty CSV"
         assert {int(r["Concurrency"]) for r in rows} == {1, 2}
         assert all(float(r["Inferences/Second"]) > 0 for r in rows), rows
         assert all(float(r["p99 latency"]) > 0 for r in rows)
+
+
+def test_perf_analyzer_sends_real_rows_from_perf_input(served, tmp_path: Path) -> None:
+    fleet, _ = served
+    data = tmp_path / "perf.json"
+    write_perf_input(SAMPLE, dataset_of(load_config("dlrm")), data, rows=64)
+    stdout_per_host(fleet, "ansible.builtin.copy", f"src={data} dest=/tmp/perf-input.json mode=0644", tmp_path / "c")
+    outputs = stdout_per_host(
+        fleet,
+        "ansible.builtin.shell",
+        "cd /tmp && perf_analyzer -m dlrm --service-kind tfserving -i grpc -u localhost:8500 -b 32 "
+        "--concurrency-range 1 -p 1000 -s 50 --max-trials 5 --input-data perf-input.json -f real.csv "
+        ">/dev/null && cat real.csv",
+        tmp_path / "tree",
+    )
+    for host, text in outputs.items():
+        rows = perf_csv_rows(text)
+        assert rows and float(rows[0]["Inferences/Second"]) > 0, (host, rows)
 
 
 def test_site_is_idempotent(served) -> None:
