@@ -1,0 +1,186 @@
+"""Sweep definitions: one validated YAML file per model under playbooks/sweeps/, optional profiles
+(playbooks/sweeps/profiles/<name>.yml) that override keys for every model, and their expansion into
+configs, each with a stable id derived from its knobs.
+
+The id changes when a knob that shapes the measurement changes and never otherwise, so results
+stay comparable across runs and re-running a sweep can tell which configs are already done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+SWEEP_DIR = Path(__file__).resolve().parents[1] / "playbooks" / "sweeps"
+MODES = ("single", "entire")
+DISTRIBUTIONS = ("constant", "poisson")
+RANGE = re.compile(r"^(\d+):(\d+)(?::(\d+))?$")
+
+# key -> (type, lists allowed); lists are the axes the configs are the product of.
+AXES = {
+    "modes": str,
+    "concurrency_ranges": str,
+    "batch_sizes": int,
+    "intra": int,
+    "inter": int,
+    "xla": bool,
+    "onednn": bool,
+}
+SCALARS = {
+    "model": str,
+    "measurement_interval_ms": int,
+    "stability_percentage": int,
+    "max_trials": int,
+    "latency_threshold_ms": int,
+    "percentile": int,
+    "request_distribution": str,
+    "input_data": str,
+}
+
+
+class SweepError(ValueError):
+    """A sweep definition or profile is wrong; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    model: str
+    mode: str
+    concurrency_range: str
+    batch_size: int
+    intra: int
+    inter: int
+    xla: bool
+    onednn: bool
+    measurement_interval_ms: int
+    stability_percentage: int
+    max_trials: int
+    latency_threshold_ms: int
+    percentile: int
+    request_distribution: str
+    input_data: str
+
+    @property
+    def config_id(self) -> str:
+        """Readable and stable: model, mode and batch in clear, every knob in the hash."""
+        knobs = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(knobs.encode()).hexdigest()[:10]
+        return f"{self.model}-{self.mode}-b{self.batch_size}-{digest}"
+
+    @property
+    def concurrency_levels(self) -> list[int]:
+        start, end, step = parse_range(self.concurrency_range)
+        return list(range(start, end + 1, step))
+
+    def as_record(self) -> dict[str, object]:
+        return {"config_id": self.config_id, **asdict(self)}
+
+
+def parse_range(text: str) -> tuple[int, int, int]:
+    match = RANGE.match(text)
+    if not match:
+        raise ValueError(f"concurrency range {text!r} is not start:end[:step]")
+    start, end, step = int(match.group(1)), int(match.group(2)), int(match.group(3) or 1)
+    if start < 1 or end < start or step < 1:
+        raise ValueError(f"concurrency range {text!r} needs 1 <= start <= end and step >= 1")
+    return start, end, step
+
+
+def _load(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise SweepError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise SweepError(f"{path}: expected a mapping of keys")
+    return data
+
+
+def _validate(path: Path, data: dict) -> None:
+    unknown = set(data) - set(AXES) - set(SCALARS)
+    if unknown:
+        raise SweepError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
+    missing = (set(AXES) | set(SCALARS)) - set(data)
+    if missing:
+        raise SweepError(f"{path}: missing key(s) {', '.join(sorted(missing))}")
+    for key, kind in AXES.items():
+        values = data[key]
+        if not isinstance(values, list) or not values:
+            raise SweepError(f"{path}: {key} must be a non-empty list")
+        for value in values:
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise SweepError(f"{path}: {key} holds {value!r}, not a {kind.__name__}")
+    for key, kind in SCALARS.items():
+        value = data[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise SweepError(f"{path}: {key} must be a {kind.__name__}, not {value!r}")
+    checks = [
+        (all(m in MODES for m in data["modes"]), f"modes must be among {', '.join(MODES)}"),
+        (all(b > 0 for b in data["batch_sizes"]), "batch_sizes must be positive"),
+        (all(t >= 0 for t in data["intra"] + data["inter"]), "intra and inter are 0 (TF decides) or more"),
+        (data["measurement_interval_ms"] > 0, "measurement_interval_ms must be positive"),
+        (0 < data["stability_percentage"] <= 100, "stability_percentage must be in 1..100"),
+        (data["max_trials"] > 0, "max_trials must be positive"),
+        (data["latency_threshold_ms"] > 0, "latency_threshold_ms must be positive"),
+        (0 < data["percentile"] < 100, "percentile must be in 1..99"),
+        (data["request_distribution"] in DISTRIBUTIONS, f"request_distribution must be {' or '.join(DISTRIBUTIONS)}"),
+        (data["input_data"] in ("random", "real"), "input_data must be random or real (rows from modelzoo perf-input)"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise SweepError(f"{path}: {message}")
+    for text in data["concurrency_ranges"]:
+        try:
+            parse_range(text)
+        except ValueError as err:
+            raise SweepError(f"{path}: {err}") from None
+
+
+def load_definition(model: str, profile: str | None = None, directory: Path = SWEEP_DIR) -> dict:
+    path = directory / f"{model}.yml"
+    if not path.is_file():
+        raise SweepError(f"{path}: no sweep definition for model {model!r}")
+    data = _load(path)
+    if profile:
+        profile_path = directory / "profiles" / f"{profile}.yml"
+        if not profile_path.is_file():
+            raise SweepError(f"{profile_path}: no such sweep profile")
+        overrides = _load(profile_path)
+        if "model" in overrides:
+            raise SweepError(f"{profile_path}: a profile may not change the model")
+        data = {**data, **overrides}
+        path = Path(f"{path} + {profile_path}")
+    if data.get("model") != model:
+        raise SweepError(f"{path}: model must be {model!r}, the file's name")
+    _validate(path, data)
+    return data
+
+
+def expand(definition: dict) -> list[SweepConfig]:
+    """Every combination of the axes, in a stable order."""
+    scalars = {k: definition[k] for k in SCALARS if k != "model"}
+    configs = []
+    for mode, rng, batch, intra, inter, xla, onednn in itertools.product(
+        definition["modes"],
+        definition["concurrency_ranges"],
+        definition["batch_sizes"],
+        definition["intra"],
+        definition["inter"],
+        definition["xla"],
+        definition["onednn"],
+    ):
+        configs.append(SweepConfig(definition["model"], mode, rng, batch, intra, inter, xla, onednn, **scalars))
+    ids = [c.config_id for c in configs]
+    if len(set(ids)) != len(ids):
+        raise SweepError(f"{definition['model']}: the definition lists the same config twice")
+    return configs
+
+
+def configs_for(models: list[str], profile: str | None = None, directory: Path = SWEEP_DIR) -> list[SweepConfig]:
+    return [c for model in models for c in expand(load_definition(model, profile, directory))]

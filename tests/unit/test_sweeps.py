@@ -1,0 +1,95 @@
+"""Sweep definitions: the seed's values by default, a tiny ci profile, validation, stable config ids."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from collect.sweeps import SWEEP_DIR, SweepError, configs_for, expand, load_definition
+
+pytestmark = pytest.mark.unit
+
+# The seed benchmark's table (Kunpeng 920, whole machine, TF-Serving 2.15, intra 0, inter 0).
+SEED = {
+    "wide_and_deep": ("40:64:4", 64),
+    "dlrm": ("44:68:4", 256),
+    "deepfm": ("28:48:4", 256),
+    "dffm": ("24:44:4", 128),
+    "dssm": ("36:56:4", 512),
+}
+
+
+@pytest.mark.parametrize("model", list(SEED))
+def test_defaults_are_the_seeds(model: str) -> None:
+    (config,) = configs_for([model])
+    concurrency, batch = SEED[model]
+    assert (config.concurrency_range, config.batch_size) == (concurrency, batch)
+    assert (config.mode, config.intra, config.inter, config.xla, config.onednn) == ("entire", 0, 0, False, False)
+    assert (config.latency_threshold_ms, config.percentile, config.request_distribution) == (300, 99, "poisson")
+    assert (config.stability_percentage, config.max_trials, config.measurement_interval_ms) == (10, 10, 5000)
+    assert config.input_data == "random"
+
+
+def test_the_ci_profile_is_tiny_and_covers_both_modes() -> None:
+    configs = configs_for(list(SEED), profile="ci")
+    assert len(configs) == 10
+    assert {c.mode for c in configs} == {"single", "entire"}
+    assert all(c.concurrency_levels == [1, 2] and c.measurement_interval_ms <= 1000 for c in configs)
+
+
+def test_the_product_of_the_axes_is_expanded() -> None:
+    definition = load_definition("dlrm") | {"batch_sizes": [64, 256], "intra": [0, 8], "xla": [False, True]}
+    configs = expand(definition)
+    assert len(configs) == 8
+    assert len({c.config_id for c in configs}) == 8
+
+
+def test_config_ids_are_stable_and_follow_every_knob() -> None:
+    (config,) = configs_for(["dlrm"])
+    assert config.config_id == "dlrm-entire-b256-1b89101ea0"  # a changed id would orphan stored results
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        changed = {bool: lambda v: not v, int: lambda v: v + 1, str: lambda v: v + "x"}[type(value)](value)
+        assert dataclasses.replace(config, **{field.name: changed}).config_id != config.config_id, field.name
+
+
+def write(directory: Path, name: str, changes: dict | None = None) -> None:
+    data = yaml.safe_load((SWEEP_DIR / f"{name}.yml").read_text()) | (changes or {})
+    (directory / f"{name}.yml").write_text(yaml.safe_dump(data))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"batch_sizes": []}, "batch_sizes must be a non-empty list"),
+        ({"batch_sizes": ["64"]}, "batch_sizes holds '64', not a int"),
+        ({"concurrency_ranges": ["64:40:4"]}, "needs 1 <= start <= end"),
+        ({"concurrency_ranges": ["40-64"]}, "is not start:end[:step]"),
+        ({"modes": ["half"]}, "modes must be among single, entire"),
+        ({"percentile": 100}, "percentile must be in 1..99"),
+        ({"input_data": "zeros"}, "input_data must be random or real"),
+        ({"concurency_ranges": ["1:2"]}, "unknown key(s) concurency_ranges"),
+        ({"model": "deepfm"}, "model must be 'dlrm'"),
+    ],
+)
+def test_bad_definitions_name_file_and_key(tmp_path: Path, changes: dict, message: str) -> None:
+    write(tmp_path, "dlrm", changes)
+    with pytest.raises(SweepError) as caught:
+        load_definition("dlrm", directory=tmp_path)
+    assert str(caught.value).startswith(str(tmp_path / "dlrm.yml"))
+    assert message in str(caught.value)
+
+
+def test_a_profile_may_not_change_the_model_and_must_exist(tmp_path: Path) -> None:
+    write(tmp_path, "dlrm")
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "odd.yml").write_text("model: dssm\n")
+    with pytest.raises(SweepError, match="may not change the model"):
+        load_definition("dlrm", profile="odd", directory=tmp_path)
+    with pytest.raises(SweepError, match="no such sweep profile"):
+        load_definition("dlrm", profile="nope", directory=tmp_path)
+    with pytest.raises(SweepError, match="no sweep definition for model 'bert'"):
+        load_definition("bert", directory=tmp_path)
