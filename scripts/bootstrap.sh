@@ -45,6 +45,10 @@ install_venv() {
   # TensorFlow over tensorflow-cpu; its real needs (grpcio, protobuf) come with tensorflow-cpu.
   "$venv/bin/pip" install -q --disable-pip-version-check --no-deps \
     "$(grep -E '^tensorflow-serving-api==' constraints.txt)"
+  # perf_analyzer for the controller's own tests: the binary ships in the tritonclient wheel and
+  # links libcudart.so.12 from the CUDA runtime wheel; none of their Python dependencies are needed.
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps \
+    "$(grep -E '^tritonclient==' constraints.txt)" "$(grep -E '^nvidia-cuda-runtime-cu12==' constraints.txt)"
   "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2>/dev/null \
     || "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -e .
   echo "$want" > "$stamp"

@@ -20,5 +20,8 @@ for item in sorted(report["install"], key=lambda i: i["metadata"]["name"].lower(
     if name.lower() != "tensorflow":
         print(f"{name}=={version}")
 PY
-} > constraints.txt
+  # Installed without dependencies by bootstrap.sh: keep their pins as they are.
+  grep -E '^(tritonclient|nvidia-cuda-runtime-cu12)==' constraints.txt
+} > constraints.txt.new
+mv constraints.txt.new constraints.txt
 echo "constraints.txt rewritten: git diff constraints.txt"
