@@ -1,0 +1,5 @@
+import sys
+
+from collect.cli import main
+
+sys.exit(main())

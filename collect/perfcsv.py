@@ -1,0 +1,86 @@
+"""perf_analyzer's `-f` CSV: plain or `--verbose-csv`, rows sorted by throughput, latencies in µs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+REQUIRED = ["Concurrency", "Inferences/Second", "p50 latency", "p90 latency", "p95 latency", "p99 latency"]
+OPTIONAL = {"Client Send": "client_send_us", "Client Recv": "client_recv_us", "Avg latency": "avg_latency_us"}
+
+
+class PerfCsvError(ValueError):
+    """A CSV cannot be used; the message starts with its path."""
+
+
+@dataclass(frozen=True)
+class PerfPoint:
+    concurrency: int
+    throughput: float  # inferences per second
+    p50_us: float
+    p90_us: float
+    p95_us: float
+    p99_us: float
+    client_send_us: float | None = None
+    client_recv_us: float | None = None
+    avg_latency_us: float | None = None
+
+
+def _number(path: Path, line: int, column: str, text: str) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise PerfCsvError(f"{path}:{line}: {column} is not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise PerfCsvError(f"{path}:{line}: {column} must be a finite non-negative number, not {text!r}")
+    return value
+
+
+def parse_perf_csv(path: Path, text: str | None = None) -> list[PerfPoint]:
+    """The points of PATH, sorted by concurrency. Raises PerfCsvError on anything malformed."""
+    if text is None:
+        if not path.is_file():
+            raise PerfCsvError(f"{path}: missing")
+        text = path.read_text(errors="replace")
+    if not text.strip():
+        raise PerfCsvError(f"{path}: empty")
+    if not text.endswith("\n"):
+        raise PerfCsvError(f"{path}: truncated (the last line has no end)")
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader)
+    missing = [column for column in REQUIRED if column not in header]
+    if missing:
+        raise PerfCsvError(f"{path}:1: not a perf_analyzer CSV (no {', '.join(missing)} column)")
+    index = {name: i for i, name in enumerate(header)}
+    points: dict[int, PerfPoint] = {}
+    for line, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise PerfCsvError(f"{path}:{line}: {len(row)} fields, the header has {len(header)}")
+        concurrency = _number(path, line, "Concurrency", row[index["Concurrency"]])
+        if concurrency != int(concurrency) or concurrency < 1:
+            raise PerfCsvError(f"{path}:{line}: Concurrency must be a positive integer")
+        optional = {
+            field: _number(path, line, column, row[index[column]])
+            for column, field in OPTIONAL.items()
+            if column in index
+        }
+        point = PerfPoint(
+            concurrency=int(concurrency),
+            throughput=_number(path, line, "Inferences/Second", row[index["Inferences/Second"]]),
+            p50_us=_number(path, line, "p50 latency", row[index["p50 latency"]]),
+            p90_us=_number(path, line, "p90 latency", row[index["p90 latency"]]),
+            p95_us=_number(path, line, "p95 latency", row[index["p95 latency"]]),
+            p99_us=_number(path, line, "p99 latency", row[index["p99 latency"]]),
+            **optional,
+        )
+        if point.concurrency in points:
+            raise PerfCsvError(f"{path}:{line}: concurrency {point.concurrency} appears twice")
+        points[point.concurrency] = point
+    if not points:
+        raise PerfCsvError(f"{path}: no measurements")
+    return [points[c] for c in sorted(points)]
