@@ -1,0 +1,144 @@
+"""Aggregates, baselines and regressions against values computed by hand."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from collect.aggregate import best_per_model, scaling, stray_hosts
+from collect.baseline import compare_to_baseline, load_baseline
+from collect.frames import machine_throughput, points_frame
+from collect.history import regressions
+from collect.ingest import ingest
+from collect.store import Store
+from tests.unit.test_collect_ingest import place
+
+pytestmark = pytest.mark.unit
+
+
+def point(
+    run: str,
+    host: str,
+    model: str,
+    config: str,
+    instance: str,
+    concurrency: int,
+    throughput: float,
+    p99: float = 1000.0,
+    mode: str = "entire",
+    batch: int = 256,
+) -> dict:
+    return {
+        "run_id": run,
+        "host": host,
+        "model": model,
+        "config_id": config,
+        "instance": instance,
+        "concurrency": concurrency,
+        "throughput": throughput,
+        "p50_us": p99 / 2,
+        "p90_us": p99 * 0.9,
+        "p95_us": p99 * 0.95,
+        "p99_us": p99,
+        "status": "complete",
+        "mode": mode,
+        "batch_size": batch,
+        "concurrency_range": "1:2:1",
+        "intra": 0,
+        "inter": 0,
+        "xla": 0,
+        "onednn": 0,
+    }
+
+
+@pytest.fixture
+def points() -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            # entire: two NUMA instances; the machine is the sum of their bests (100 + 80).
+            point("r1", "kp1", "dlrm", "dlrm-entire", "numa0", 1, 60, p99=900),
+            point("r1", "kp1", "dlrm", "dlrm-entire", "numa0", 2, 100, p99=2500),
+            point("r1", "kp1", "dlrm", "dlrm-entire", "numa1", 1, 50, p99=800),
+            point("r1", "kp1", "dlrm", "dlrm-entire", "numa1", 2, 80, p99=1900),
+            # single: one instance, same knobs but the mode.
+            point("r1", "kp1", "dlrm", "dlrm-single", "numa0", 1, 70, mode="single"),
+            point("r1", "kp1", "dlrm", "dlrm-single", "numa0", 2, 120, mode="single"),
+            point("r1", "kp1", "dssm", "dssm-entire", "numa0", 1, 300, batch=512),
+        ]
+    )
+
+
+def test_entire_is_the_sum_of_its_instances_best(points: pd.DataFrame) -> None:
+    machines = machine_throughput(points).set_index("config_id")
+    assert machines.loc["dlrm-entire", "throughput"] == 180
+    assert machines.loc["dlrm-entire", "instances"] == 2
+    assert machines.loc["dlrm-entire", "p99_us"] == 2500  # the worse instance at its best point
+    assert machines.loc["dlrm-single", "throughput"] == 120
+
+
+def test_best_per_model_and_within_a_p99_budget(points: pd.DataFrame) -> None:
+    best = best_per_model(points).set_index("model")
+    assert best.loc["dlrm", "throughput"] == 180
+    assert best.loc["dlrm", "config_id"] == "dlrm-entire"
+    assert best.loc["dssm", "throughput"] == 300
+    budget = best_per_model(points, p99_budget_us=2000).set_index("model")
+    # numa0's best point (p99 2500) is over budget, so its next best (60) counts: 60 + 80 = 140,
+    # which still beats single mode's 120.
+    assert budget.loc["dlrm", "throughput"] == 140
+
+
+def test_scaling_of_entire_over_single(points: pd.DataFrame) -> None:
+    table = scaling(points)
+    assert len(table) == 1
+    assert table.loc[0, "scaling"] == pytest.approx(180 / 120)
+
+
+def test_a_host_that_strays_from_its_twins_is_flagged() -> None:
+    values = {"kp1": 100, "kp2": 102, "kp3": 98, "kp4": 70}
+    frame = pd.DataFrame([point("r1", h, "dlrm", "c", "numa0", 1, v) for h, v in values.items()])
+    strays = stray_hosts(frame, {h: "kunpeng920-64c" for h in values})
+    assert list(strays["host"]) == ["kp4"]
+    assert strays.iloc[0]["deviation"] == pytest.approx(70 / 99 - 1)
+
+
+def test_the_seed_baseline_ships_and_ratios_are_run_over_baseline() -> None:
+    baseline = load_baseline()
+    assert dict(zip(baseline["model"], baseline["baseline_throughput"], strict=True))["dlrm"] == 2407724
+    best = pd.DataFrame([{"model": "dlrm", "throughput": 1203862.0, "batch_size": 256}])
+    table = compare_to_baseline(best, baseline)
+    assert table.loc[0, "ratio"] == pytest.approx(0.5)
+
+
+def history(values: list[float]) -> tuple[pd.DataFrame, list[str]]:
+    runs = [f"n{i:02d}" for i in range(len(values))]
+    frame = pd.DataFrame([point(run, "kp1", "dlrm", "c", "numa0", 1, v) for run, v in zip(runs, values, strict=True)])
+    return frame, runs
+
+
+@pytest.mark.parametrize(
+    ("values", "flagged"),
+    [
+        ([100, 102, 98, 101, 99, 90], True),  # a 10 % drop on a steady series
+        ([100, 102, 98, 101, 99, 97], False),  # 3 %: below the 5 % floor
+        ([100, 120, 80, 110, 90, 85], False),  # 15 % on a noisy series: MAD 10, allowed 30
+        ([100, 120, 80, 110, 90, 60], True),  # 40 % beats even that noise
+        ([100, 101, 90], False),  # too little history to judge
+    ],
+)
+def test_regressions_are_noise_aware(values: list[float], flagged: bool) -> None:
+    frame, runs = history(values)
+    found = regressions(frame, runs)
+    assert (not found.empty) == flagged
+
+
+def test_points_come_back_from_the_store(tmp_path) -> None:
+    root = tmp_path / "results"
+    place(root, "r1", "kp-01", "dlrm", "cfg", "numa0", "verbose.csv", "complete", [1, 2, 3, 4], [])
+    place(root, "r1", "kp-01", "dlrm", "cfg", "numa1", "plain.csv", "complete", [1, 2, 3, 4], [])
+    with Store(tmp_path / "s.sqlite") as store:
+        ingest(root, store)
+        frame = points_frame(store)
+    assert len(frame) == 8
+    best = best_per_model(frame)
+    # verbose.csv's best is 10469.8 (concurrency 3), plain.csv's 9049.51 (concurrency 4).
+    assert best.loc[0, "throughput"] == pytest.approx(10469.8 + 9049.51)
