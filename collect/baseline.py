@@ -42,4 +42,5 @@ def compare_to_baseline(best: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFr
     """BEST (best_per_model) joined with BASELINE; ratio = run / baseline."""
     table = best.merge(baseline, on="model", how="inner")
     table["ratio"] = table["throughput"] / table["baseline_throughput"]
-    return table[["model", "throughput", "baseline_throughput", "ratio", "batch_size", "baseline_batch_size"]]
+    columns = ["model", "throughput", "baseline_throughput", "ratio", "batch_size", "baseline_batch_size"]
+    return table[[c for c in columns if c in table]]

@@ -1,4 +1,4 @@
-"""`python -m collect`: bring fleet results into the store (more commands join as they land)."""
+"""`python -m collect`: bring fleet results into the store, report on them, compare runs."""
 
 from __future__ import annotations
 
@@ -22,7 +22,60 @@ def parser() -> argparse.ArgumentParser:
         help="results tree: <run_id>/<host>/<model>/<config_id>/<instance>/ (default: results)",
     )
     cmd.add_argument("--db", type=Path, default=DEFAULT_DB, help="store file (default: %(default)s)")
+
+    rep = sub.add_parser("report", help="write reports/<run_id>/ (summary.md, report.html, CSV, Parquet)")
+    rep.add_argument("--run", help="run id (default: the newest in the store)")
+    rep.add_argument("--db", type=Path, default=DEFAULT_DB)
+    rep.add_argument("--out", type=Path, default=Path("reports"), help="reports root (default: %(default)s)")
+    rep.add_argument("--baseline", type=Path, help="baseline file (default: the seed's Kunpeng 920 table)")
+
+    cmp = sub.add_parser("compare", help="ratios of a run's best throughputs to a baseline or another run")
+    cmp.add_argument("--run", help="run id (default: the newest in the store)")
+    against = cmp.add_mutually_exclusive_group()
+    against.add_argument("--baseline", type=Path, help="baseline file (default: the seed's Kunpeng 920 table)")
+    against.add_argument("--against", metavar="RUN", help="another run id")
+    cmp.add_argument("--db", type=Path, default=DEFAULT_DB)
     return top
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from collect.report import build_report
+
+    with Store(args.db) as store:
+        report = build_report(store, args.run, args.out, args.baseline)
+    print(f"report: {report.directory}/summary.md and report.html")
+    for line in report.regressions.itertuples():
+        print(
+            f"REGRESSION {line.host} {line.model} {line.config_id}: {line.throughput:,.0f} infer/s, "
+            f"{line.drop:.1%} below the median of {line.history_runs} runs"
+        )
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from collect.aggregate import best_per_model
+    from collect.baseline import compare_to_baseline, load_baseline
+    from collect.frames import points_frame
+    from collect.report import ReportError, run_order
+
+    with Store(args.db) as store:
+        order = run_order(store)
+        points = points_frame(store)
+    run = args.run or (order[-1] if order else None)
+    for wanted in (run, args.against):
+        if wanted is not None and wanted not in order:
+            raise ReportError(f"run {wanted!r} is not in {args.db}")
+    if run is None:
+        raise ReportError(f"{args.db}: the store holds no results")
+    best = best_per_model(points[points["run_id"] == run])
+    if args.against:
+        other = best_per_model(points[points["run_id"] == args.against])[["model", "throughput"]]
+        baseline = other.rename(columns={"throughput": "baseline_throughput"})
+    else:
+        baseline = load_baseline(args.baseline) if args.baseline else load_baseline()
+    table = compare_to_baseline(best, baseline)
+    print(table.to_markdown(index=False, floatfmt=".4g"))
+    return 0
 
 
 def run_ingest(results: Path, db: Path) -> int:
@@ -45,9 +98,16 @@ def run_ingest(results: Path, db: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from collect.baseline import BaselineError
+    from collect.report import ReportError
+
     args = parser().parse_args(argv)
     try:
-        return run_ingest(args.results, args.db)
-    except StoreError as err:
+        if args.command == "ingest":
+            return run_ingest(args.results, args.db)
+        if args.command == "report":
+            return run_report(args)
+        return run_compare(args)
+    except (StoreError, ReportError, BaselineError) as err:
         print(f"collect: {err}", file=sys.stderr)
         return 2

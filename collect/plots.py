@@ -1,0 +1,58 @@
+"""Plots of a run, rendered to PNG bytes (the HTML report embeds them, so it is one file)."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on controllers and CI
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+
+def _png(figure: plt.Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def throughput_vs_concurrency(points: pd.DataFrame, model: str) -> bytes:
+    """One line per host, config and instance: how throughput grows with concurrency."""
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for (host, config, instance), series in points[points["model"] == model].groupby(["host", "config_id", "instance"]):
+        series = series.sort_values("concurrency")
+        axis.plot(series["concurrency"], series["throughput"], marker="o", label=f"{host} {instance} {config}")
+    axis.set(title=f"{model}: throughput against concurrency", xlabel="concurrency", ylabel="infer/s")
+    axis.legend(fontsize=6)
+    axis.grid(alpha=0.3)
+    return _png(figure)
+
+
+def latency_vs_throughput(points: pd.DataFrame, model: str) -> bytes:
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for (host, instance), series in points[points["model"] == model].groupby(["host", "instance"]):
+        series = series.sort_values("throughput")
+        axis.plot(series["throughput"], series["p99_us"] / 1000.0, marker="o", label=f"{host} {instance}")
+    axis.set(title=f"{model}: p99 latency against throughput", xlabel="infer/s", ylabel="p99 latency (ms)")
+    axis.legend(fontsize=6)
+    axis.grid(alpha=0.3)
+    return _png(figure)
+
+
+def history(machines: pd.DataFrame, model: str, run_order: list[str]) -> bytes:
+    """Machine throughput of each host and config over the runs."""
+    figure, axis = plt.subplots(figsize=(7, 4))
+    data = machines[machines["model"] == model].copy()
+    data["order"] = data["run_id"].map({run: i for i, run in enumerate(run_order)})
+    for (host, config), series in data.groupby(["host", "config_id"]):
+        series = series.sort_values("order")
+        axis.plot(series["order"], series["throughput"], marker="o", label=f"{host} {config}")
+    axis.set(title=f"{model}: history", xlabel="run", ylabel="infer/s")
+    axis.set_xticks(range(len(run_order)), run_order, rotation=45, ha="right", fontsize=6)
+    axis.legend(fontsize=6)
+    axis.grid(alpha=0.3)
+    return _png(figure)

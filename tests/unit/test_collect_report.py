@@ -1,0 +1,96 @@
+"""Reports and comparisons from a store with two runs."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from collect.ingest import ingest
+from collect.report import ReportError, build_report
+from collect.store import Store
+from tests.conftest import REPO
+from tests.unit.test_collect_ingest import place
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    root = tmp_path / "results"
+    for run in ("2026-11-01", "2026-11-02"):
+        place(root, run, "kp-01", "dlrm", "dlrm-entire-b16-x", "numa0", "verbose.csv", "complete", [1, 2, 3, 4], [])
+        place(root, run, "kp-01", "dlrm", "dlrm-entire-b16-x", "numa1", "plain.csv", "complete", [1, 2, 3, 4], [])
+    place(
+        root,
+        "2026-11-02",
+        "kp-02",
+        "dlrm",
+        "dlrm-entire-b16-x",
+        "numa0",
+        "stopped_early.csv",
+        "partial",
+        [1],
+        list(range(2, 31)),
+    )
+    db = tmp_path / "store.sqlite"
+    with Store(db) as store:
+        for run in ("2026-11-01", "2026-11-02"):  # ingested in run order
+            single = tmp_path / f"only-{run}"
+            single.mkdir()
+            (single / run).symlink_to(root / run)
+            ingest(single, store)
+    return db
+
+
+def test_report_writes_summary_html_with_plots_and_exports(store_path: Path, tmp_path: Path) -> None:
+    with Store(store_path) as store:
+        report = build_report(store, None, tmp_path / "reports")
+    assert report.directory == tmp_path / "reports" / "2026-11-02"
+    summary = (report.directory / "summary.md").read_text()
+    assert "# recbench run 2026-11-02" in summary
+    assert "19,519" in summary  # kp-01: 10469.8 + 9049.51, the best dlrm machine
+    assert "kp-02" in summary and "partial" in summary  # the point that stopped early is listed
+    page = (report.directory / "report.html").read_text()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == 3
+    for encoded in images:
+        image = Image.open(io.BytesIO(base64.b64decode(encoded))).convert("L")
+        assert image.size[0] >= 600
+        assert len(image.getcolors(maxcolors=1 << 16)) > 20  # lines, labels and axes, not a blank canvas
+    exported = pd.read_parquet(report.directory / "points.parquet")
+    assert len(exported) == len(pd.read_csv(report.directory / "points.csv")) == 4 + 4 + 1
+
+
+def test_an_unknown_run_is_a_clear_error(store_path: Path, tmp_path: Path) -> None:
+    with Store(store_path) as store, pytest.raises(ReportError, match="run 'nope' is not in"):
+        build_report(store, "nope", tmp_path / "reports")
+
+
+def test_compare_prints_ratios_to_another_run_and_to_the_baseline(store_path: Path) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "collect", "compare", "--db", str(store_path), *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    same = cli("--run", "2026-11-02", "--against", "2026-11-01")
+    assert same.returncode == 0, same.stderr
+    assert re.search(r"\|\s*dlrm\s*\|.*\|\s*1\s*\|", same.stdout)  # identical results: ratio 1
+    seed = cli()
+    assert seed.returncode == 0, seed.stderr
+    assert "2.408e+06" in seed.stdout  # the seed's DLRM baseline
+    missing = cli("--against", "nope")
+    assert missing.returncode == 2
+    assert missing.stderr.strip().startswith("collect: run 'nope' is not in")
