@@ -29,6 +29,15 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, default=Path("reports"), help="reports root (default: %(default)s)")
     rep.add_argument("--baseline", type=Path, help="baseline file (default: the seed's Kunpeng 920 table)")
 
+    pul = sub.add_parser("pull", help="fetch new result files from every host of an inventory (SFTP)")
+    pul.add_argument("-i", "--inventory", type=Path, required=True, help="Ansible inventory of the fleet")
+    pul.add_argument("--limit", default="all", help="group or host (default: all)")
+    pul.add_argument("--remote-dir", default="/opt/recbench/results", help="results root on the hosts")
+    pul.add_argument("--dest", type=Path, default=Path("results"), help="results root here (default: results)")
+    pul.add_argument("--run", help="only this run id")
+    pul.add_argument("--timeout", type=float, default=15.0, help="seconds per SSH operation")
+    pul.add_argument("--retries", type=int, default=3, help="attempts per host")
+
     cmp = sub.add_parser("compare", help="ratios of a run's best throughputs to a baseline or another run")
     cmp.add_argument("--run", help="run id (default: the newest in the store)")
     against = cmp.add_mutually_exclusive_group()
@@ -50,6 +59,30 @@ def run_report(args: argparse.Namespace) -> int:
             f"{line.drop:.1%} below the median of {line.history_runs} runs"
         )
     return 0
+
+
+def run_pull(args: argparse.Namespace) -> int:
+    from collect.inventory import targets
+    from collect.pull import PullReport, pull
+
+    hosts = targets(args.inventory, args.limit)
+    print(f"pull: {len(hosts)} host(s) from {args.inventory}", file=sys.stderr)
+
+    def progress(report: PullReport) -> None:
+        state = f"FAILED after {report.attempts} attempt(s): {report.error}" if report.error else "ok"
+        print(
+            f"pull: {report.host}: {report.fetched} fetched, {report.already_here} already here, {state}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    reports = pull(hosts, args.remote_dir, args.dest, args.run, args.timeout, args.retries, progress)
+    failed = [r.host for r in reports if r.error]
+    print(
+        f"pull: {sum(r.fetched for r in reports)} file(s) fetched into {args.dest}"
+        + (f"; unreachable or refused: {', '.join(failed)}" if failed else "")
+    )
+    return 1 if failed else 0
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -99,6 +132,7 @@ def run_ingest(results: Path, db: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from collect.baseline import BaselineError
+    from collect.inventory import InventoryError
     from collect.report import ReportError
 
     args = parser().parse_args(argv)
@@ -107,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             return run_ingest(args.results, args.db)
         if args.command == "report":
             return run_report(args)
+        if args.command == "pull":
+            return run_pull(args)
         return run_compare(args)
-    except (StoreError, ReportError, BaselineError) as err:
+    except (StoreError, ReportError, BaselineError, InventoryError) as err:
         print(f"collect: {err}", file=sys.stderr)
         return 2
