@@ -12,6 +12,18 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 
+MAX_LEGEND = 12
+
+
+def _legend(axis: plt.Axes) -> None:
+    """A legend while it stays readable; past that, the number of series in the title."""
+    handles = axis.get_lines()
+    if len(handles) <= MAX_LEGEND:
+        _legend(axis)
+    else:
+        axis.set_title(f"{axis.get_title()} ({len(handles)} series)")
+
+
 def _png(figure: plt.Figure) -> bytes:
     buffer = io.BytesIO()
     figure.tight_layout()
@@ -27,7 +39,7 @@ def throughput_vs_concurrency(points: pd.DataFrame, model: str) -> bytes:
         series = series.sort_values("concurrency")
         axis.plot(series["concurrency"], series["throughput"], marker="o", label=f"{host} {instance} {config}")
     axis.set(title=f"{model}: throughput against concurrency", xlabel="concurrency", ylabel="infer/s")
-    axis.legend(fontsize=6)
+    _legend(axis)
     axis.grid(alpha=0.3)
     return _png(figure)
 
@@ -38,7 +50,7 @@ def latency_vs_throughput(points: pd.DataFrame, model: str) -> bytes:
         series = series.sort_values("throughput")
         axis.plot(series["throughput"], series["p99_us"] / 1000.0, marker="o", label=f"{host} {instance}")
     axis.set(title=f"{model}: p99 latency against throughput", xlabel="infer/s", ylabel="p99 latency (ms)")
-    axis.legend(fontsize=6)
+    _legend(axis)
     axis.grid(alpha=0.3)
     return _png(figure)
 
@@ -53,6 +65,6 @@ def history(machines: pd.DataFrame, model: str, run_order: list[str]) -> bytes:
         axis.plot(series["order"], series["throughput"], marker="o", label=f"{host} {config}")
     axis.set(title=f"{model}: history", xlabel="run", ylabel="infer/s")
     axis.set_xticks(range(len(run_order)), run_order, rotation=45, ha="right", fontsize=6)
-    axis.legend(fontsize=6)
+    _legend(axis)
     axis.grid(alpha=0.3)
     return _png(figure)
