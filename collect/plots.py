@@ -11,7 +11,6 @@ matplotlib.use("Agg")  # no display on controllers and CI
 import matplotlib.pyplot as plt
 import pandas as pd
 
-
 MAX_LEGEND = 12
 
 
@@ -19,7 +18,7 @@ def _legend(axis: plt.Axes) -> None:
     """A legend while it stays readable; past that, the number of series in the title."""
     handles = axis.get_lines()
     if len(handles) <= MAX_LEGEND:
-        _legend(axis)
+        axis.legend(fontsize=6)
     else:
         axis.set_title(f"{axis.get_title()} ({len(handles)} series)")
 
