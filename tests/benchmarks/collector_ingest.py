@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from collect.ingest import ingest
 from collect.report import build_report
 from collect.store import Store
+from tests.results_tree import runner_metadata
 
 MODELS = ["wide_and_deep", "dlrm", "deepfm", "dffm", "dssm"]
 HEADER = (
@@ -54,27 +55,19 @@ def generate(root: Path, nights: int, hosts: int, configs: int, points: int, see
                         )
                     rng.shuffle(rows)  # perf_analyzer sorts by throughput, not concurrency
                     (directory / "perf.csv").write_text(HEADER + "".join(rows))
-                    meta = {
-                        "schema": 1,
-                        "run_id": run,
-                        "host": host,
-                        "model": model,
-                        "config_id": config,
-                        "config": {
-                            "mode": "entire",
-                            "batch_size": 256,
-                            "concurrency_range": f"1:{points}:1",
-                            "intra": 0,
-                            "inter": 0,
-                            "xla": False,
-                            "onednn": False,
-                        },
-                        "instance": {"name": "numa0"},
-                        "status": "complete",
-                        "levels_expected": list(range(1, points + 1)),
-                        "levels_reached": list(range(1, points + 1)),
-                        "levels_failed": [],
-                    }
+                    levels = list(range(1, points + 1))
+                    meta = runner_metadata(
+                        run,
+                        host,
+                        model,
+                        config,
+                        "numa0",
+                        "complete",
+                        levels,
+                        [],
+                        concurrency_range=f"1:{points}:1",
+                        batch_size=256,
+                    )
                     (directory / "metadata.json").write_text(json.dumps(meta))
                     files += 1
     return files

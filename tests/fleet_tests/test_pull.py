@@ -12,7 +12,7 @@ from collect.pull import pull
 from tests.conftest import run
 from tests.fleet.fleet import Fleet
 from tests.fleet.podman import podman
-from tests.unit.test_collect_ingest import place
+from tests.results_tree import place
 
 pytestmark = pytest.mark.fleet
 

@@ -11,7 +11,7 @@ from collect.frames import machine_throughput, points_frame
 from collect.history import regressions
 from collect.ingest import ingest
 from collect.store import Store
-from tests.unit.test_collect_ingest import place
+from tests.results_tree import place
 
 pytestmark = pytest.mark.unit
 

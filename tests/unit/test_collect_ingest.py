@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -15,10 +13,9 @@ from collect.ingest import ingest
 from collect.perfcsv import PerfCsvError, parse_perf_csv
 from collect.store import MIGRATIONS, Store, StoreError
 from tests.conftest import REPO
+from tests.results_tree import FIXTURES, place, place_run
 
 pytestmark = pytest.mark.unit
-
-FIXTURES = REPO / "tests" / "fixtures" / "perf_analyzer"
 
 
 def test_plain_and_verbose_csvs_parse_sorted_by_concurrency() -> None:
@@ -55,64 +52,10 @@ def test_broken_csvs_name_the_file_and_line(tmp_path: Path, mutate, message: str
     assert message in str(caught.value)
 
 
-def place(
-    root: Path,
-    run: str,
-    host: str,
-    model: str,
-    config: str,
-    instance: str,
-    fixture: str | None,
-    status: str,
-    reached: list[int],
-    failed: list[int],
-) -> Path:
-    directory = root / run / host / model / config / instance
-    directory.mkdir(parents=True)
-    if fixture:
-        shutil.copy(FIXTURES / fixture, directory / "perf.csv")
-    meta = {
-        "schema": 1,
-        "run_id": run,
-        "host": host,
-        "model": model,
-        "config_id": config,
-        "config": {
-            "mode": "entire",
-            "batch_size": 16,
-            "concurrency_range": "1:4:1",
-            "intra": 0,
-            "inter": 0,
-            "xla": False,
-            "onednn": False,
-        },
-        "instance": {"name": instance, "port": 8500},
-        "status": status,
-        "levels_expected": sorted(reached + failed),
-        "levels_reached": reached,
-        "levels_failed": failed,
-    }
-    (directory / "metadata.json").write_text(json.dumps(meta))
-    return directory
-
-
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     root = tmp_path / "results"
-    place(root, "r1", "kp-01", "dlrm", "dlrm-entire-b16-x", "numa0", "verbose.csv", "complete", [1, 2, 3, 4], [])
-    place(root, "r1", "kp-01", "dlrm", "dlrm-entire-b16-x", "numa1", "plain.csv", "complete", [1, 2, 3, 4], [])
-    place(
-        root,
-        "r1",
-        "kp-02",
-        "dlrm",
-        "dlrm-entire-b16-x",
-        "numa0",
-        "stopped_early.csv",
-        "partial",
-        [1],
-        list(range(2, 31)),
-    )
+    place_run(root, "r1")
     place(root, "r1", "kp-02", "dssm", "dssm-entire-b16-y", "numa0", None, "failed", [], [1, 2])
     return root
 

@@ -17,7 +17,7 @@ from collect.ingest import ingest
 from collect.report import ReportError, build_report
 from collect.store import Store
 from tests.conftest import REPO
-from tests.unit.test_collect_ingest import place
+from tests.results_tree import place_run
 
 pytestmark = pytest.mark.unit
 
@@ -25,21 +25,8 @@ pytestmark = pytest.mark.unit
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:
     root = tmp_path / "results"
-    for run in ("2026-11-01", "2026-11-02"):
-        place(root, run, "kp-01", "dlrm", "dlrm-entire-b16-x", "numa0", "verbose.csv", "complete", [1, 2, 3, 4], [])
-        place(root, run, "kp-01", "dlrm", "dlrm-entire-b16-x", "numa1", "plain.csv", "complete", [1, 2, 3, 4], [])
-    place(
-        root,
-        "2026-11-02",
-        "kp-02",
-        "dlrm",
-        "dlrm-entire-b16-x",
-        "numa0",
-        "stopped_early.csv",
-        "partial",
-        [1],
-        list(range(2, 31)),
-    )
+    place_run(root, "2026-11-01")
+    place_run(root, "2026-11-02")
     db = tmp_path / "store.sqlite"
     with Store(db) as store:
         for run in ("2026-11-01", "2026-11-02"):  # ingested in run order

@@ -1,0 +1,87 @@
+"""Results trees shaped like the sweep runner's output, for the collector's tests and benchmark."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from tests.conftest import REPO
+
+FIXTURES = REPO / "tests" / "fixtures" / "perf_analyzer"
+
+
+def runner_metadata(
+    run: str,
+    host: str,
+    model: str,
+    config: str,
+    instance: str,
+    status: str,
+    reached: list[int],
+    failed: list[int],
+    concurrency_range: str = "1:4:1",
+    batch_size: int = 16,
+) -> dict:
+    """metadata.json as modelzoo.sweep writes it (the fields the collector reads)."""
+    return {
+        "schema": 1,
+        "run_id": run,
+        "host": host,
+        "model": model,
+        "config_id": config,
+        "config": {
+            "mode": "entire",
+            "batch_size": batch_size,
+            "concurrency_range": concurrency_range,
+            "intra": 0,
+            "inter": 0,
+            "xla": False,
+            "onednn": False,
+        },
+        "instance": {"name": instance, "port": 8500},
+        "status": status,
+        "levels_expected": sorted(reached + failed),
+        "levels_reached": reached,
+        "levels_failed": failed,
+    }
+
+
+def place(
+    root: Path,
+    run: str,
+    host: str,
+    model: str,
+    config: str,
+    instance: str,
+    fixture: str | None,
+    status: str,
+    reached: list[int],
+    failed: list[int],
+) -> Path:
+    """One instance directory holding a real perf_analyzer CSV from the fixtures (or none)."""
+    directory = root / run / host / model / config / instance
+    directory.mkdir(parents=True)
+    if fixture:
+        shutil.copy(FIXTURES / fixture, directory / "perf.csv")
+    meta = runner_metadata(run, host, model, config, instance, status, reached, failed)
+    (directory / "metadata.json").write_text(json.dumps(meta))
+    return directory
+
+
+def place_run(root: Path, run: str) -> None:
+    """A run of two hosts: kp-01 with two complete NUMA instances, kp-02 whose sweep stopped early."""
+    place(root, run, "kp-01", "dlrm", "dlrm-entire-b16-x", "numa0", "verbose.csv", "complete", [1, 2, 3, 4], [])
+    place(root, run, "kp-01", "dlrm", "dlrm-entire-b16-x", "numa1", "plain.csv", "complete", [1, 2, 3, 4], [])
+    place(
+        root,
+        run,
+        "kp-02",
+        "dlrm",
+        "dlrm-entire-b16-x",
+        "numa0",
+        "stopped_early.csv",
+        "partial",
+        [1],
+        list(range(2, 31)),
+    )
