@@ -52,7 +52,10 @@ def log_dense(columns: list[tf.Tensor]) -> tf.Tensor:
 def pairwise_dot(vectors: tf.Tensor) -> tf.Tensor:
     """[B, F, D] -> [B, F*(F-1)/2]: every distinct pair's dot product (DLRM's interaction)."""
     fields = int(vectors.shape[1])
-    gram = tf.matmul(vectors, vectors, transpose_b=True)  # [B, F, F]
+    return distinct_pairs(tf.matmul(vectors, vectors, transpose_b=True), fields)
+
+
+def distinct_pairs(gram: tf.Tensor, fields: int) -> tf.Tensor:
+    """[B, F, F] pairwise scores -> [B, F*(F-1)/2]: the entries above the diagonal, one per pair."""
     upper = [i * fields + j for i in range(fields) for j in range(i + 1, fields)]
-    flat = tf.reshape(gram, [-1, fields * fields])
-    return tf.gather(flat, upper, axis=1)
+    return tf.gather(tf.reshape(gram, [-1, fields * fields]), upper, axis=1)

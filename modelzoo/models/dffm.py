@@ -10,7 +10,7 @@ The outputs, with the target vector, go through a DNN to the click logit.
 
 from __future__ import annotations
 
-from modelzoo.layers import dense, embed, hashed_ids, mlp
+from modelzoo.layers import dense, distinct_pairs, embed, hashed_ids, mlp
 from modelzoo.models.deepfm import field_vectors
 from modelzoo.models.features import Features
 from modelzoo.tfcompat import tf
@@ -38,8 +38,7 @@ def build(features: Features, config: dict) -> tf.Tensor:
     meta = tf.reshape(dense("dffi_meta", domain, dim * dim), [-1, dim, dim])
     kernel = meta + tf.eye(dim)
     gram = tf.matmul(tf.matmul(vectors, kernel), vectors, transpose_b=True)  # [B, F, F]
-    upper = [i * fields + j for i in range(fields) for j in range(i + 1, fields)]
-    dffi = tf.gather(tf.reshape(gram, [-1, fields * fields]), upper, axis=1)
+    dffi = distinct_pairs(gram, fields)
 
     # DFUB: domain-aware target attention over the behaviour fields.
     target = tf.reduce_mean(_stack(features, config, config["target_fields"], "target_embeddings"), axis=1)
