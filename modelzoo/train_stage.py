@@ -1,0 +1,219 @@
+"""Host side of the train stage: train, record and export the models of one run on this host.
+
+    python -m modelzoo.train_stage JOB.json
+
+The job (written by role `train`) names the run, the host, the models, the pinning modes (`single`:
+NUMA node 0's CPUs, `entire`: every CPU) and where data, work, models and results live. For each
+model and mode the trainer runs pinned with taskset, as the seed did, and its record lands in
+<results_dir>/<model>/train/<mode>.json. The mode named by `export_mode` is exported as the next
+version under <models_dir>/<model>/, which TF-Serving serves (it picks the highest version);
+<results_dir>/<model>/train/export.json says which. With `canonical_archives` the host trains
+nothing and installs the SavedModels one host trained for the whole fleet instead.
+
+Everything already recorded for this run is skipped, so re-running a run repeats no work. A model
+that fails is recorded as failed with the end of its output and the others go on; the exit status
+is 1 when anything failed. Prints a JSON summary whose "changed" says whether anything was done.
+Standard library only: it runs in TensorFlow's virtualenv on the host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+TAIL_LINES = 20
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Atomically: a reader sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def next_version(base: Path) -> int:
+    versions = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+def modelzoo(job: dict, args: list[str], cpus: str) -> tuple[int | None, str, float]:
+    """Run `python -m modelzoo ARGS` pinned to CPUS; return exit code (None: timed out), output, seconds."""
+    cmd = ([] if not cpus else ["taskset", "-c", cpus]) + [sys.executable, "-m", "modelzoo", *args]
+    began = time.monotonic()
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=float(job.get("timeout_s", 3600)), check=False
+        )
+        code, output = proc.returncode, proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired:
+        code, output = None, f"timed out after {job.get('timeout_s', 3600)} s"
+    return code, output, round(time.monotonic() - began, 3)
+
+
+def tail(output: str) -> list[str]:
+    return output.strip().splitlines()[-TAIL_LINES:]
+
+
+def train_mode(job: dict, model: str, mode: dict, results: Path) -> str:
+    """Train MODEL pinned as MODE says; return its status. A record already there is kept as it is."""
+    record_path = results / model / "train" / f"{mode['mode']}.json"
+    if record_path.is_file():
+        return json.loads(record_path.read_text())["status"]
+    work = Path(job["work_dir"]) / mode["mode"]
+    shutil.rmtree(work / model, ignore_errors=True)  # a run cut short leaves a stale checkpoint
+    data = job["data"][model]
+    args = ["train", f"--model={model}", f"--output={work}", f"--data={data['train']}", f"--eval-data={data['eval']}"]
+    args += [f"--{key.replace('_', '-')}={job['train'][key]}" for key in sorted(job["train"])]
+    started = now()
+    code, output, seconds = modelzoo(job, args, mode.get("cpus", ""))
+    record: dict = {
+        "schema": 1,
+        "run_id": job["run_id"],
+        "host": job["host"],
+        "model": model,
+        "mode": mode["mode"],
+        "cpus": mode.get("cpus") or "all",
+        "cpu_note": mode.get("note", ""),
+        "command_args": args,
+        "exit_code": code,
+        "seconds": seconds,
+        "started_at": started,
+        "finished_at": now(),
+        "host_facts": job.get("host_facts", {}),
+    }
+    trainer_record = work / model / "train_record.json"
+    if code == 0 and trainer_record.is_file():
+        record |= {"status": "complete", "trainer": json.loads(trainer_record.read_text())}
+        record["throughput_examples_per_s"] = record["trainer"].get("throughput_examples_per_s")
+    else:
+        record |= {"status": "failed", "output_tail": tail(output)}
+    write_json(record_path, record)
+    return record["status"]
+
+
+def export_model(job: dict, model: str, results: Path) -> str:
+    """Export the export mode's training as the next version under models_dir; return the status."""
+    record_path = results / model / "train" / "export.json"
+    if record_path.is_file():
+        return json.loads(record_path.read_text())["status"]
+    work = Path(job["work_dir"]) / job["export_mode"]
+    base = Path(job["models_dir"]) / model
+    base.mkdir(parents=True, exist_ok=True)
+    version = next_version(base)
+    shutil.rmtree(work / model / str(version), ignore_errors=True)
+    code, output, seconds = modelzoo(
+        job, ["export", f"--model={model}", f"--output={work}", f"--version={version}"], ""
+    )
+    record: dict = {"schema": 1, "run_id": job["run_id"], "host": job["host"], "model": model, "seconds": seconds}
+    exported = work / model / str(version)
+    if code == 0 and exported.is_dir():
+        # Same file system (both under the recbench base directory): the rename is atomic.
+        os.replace(exported, base / str(version))
+        card = json.loads((base / str(version) / "model_card.json").read_text())
+        record |= {"status": "complete", "version": version, "path": str(base / str(version)), "model_card": card}
+        record["source"] = {"host": job["host"], "mode": job["export_mode"]}
+    else:
+        record |= {"status": "failed", "exit_code": code, "output_tail": tail(output)}
+    write_json(record_path, record)
+    return record["status"]
+
+
+def install_canonical(job: dict, model: str, archive: Path, results: Path) -> str:
+    """Install the canonical SavedModel of MODEL (a tar.gz of one version directory) as the next version."""
+    record_path = results / model / "train" / "export.json"
+    if record_path.is_file():
+        return json.loads(record_path.read_text())["status"]
+    base = Path(job["models_dir"]) / model
+    base.mkdir(parents=True, exist_ok=True)
+    version = next_version(base)
+    staging = base / f".canonical-{version}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    with tarfile.open(archive) as tar:
+        unsafe = [m.name for m in tar.getmembers() if m.name.startswith("/") or ".." in Path(m.name).parts]
+        if unsafe:
+            raise ValueError(f"{archive}: refusing paths outside the archive: {unsafe[:3]}")
+        tar.extractall(staging)
+    (source,) = [p for p in staging.iterdir() if p.is_dir()]  # the archive holds one version directory
+    os.replace(source, base / str(version))
+    staging.rmdir()
+    card = json.loads((base / str(version) / "model_card.json").read_text())
+    write_json(
+        record_path,
+        {
+            "schema": 1,
+            "run_id": job["run_id"],
+            "host": job["host"],
+            "model": model,
+            "status": "complete",
+            "version": version,
+            "path": str(base / str(version)),
+            "model_card": card,
+            "source": {"canonical_archive": str(archive), "host": job.get("canonical_host", "")},
+        },
+    )
+    return "complete"
+
+
+def run_job(job: dict) -> dict:
+    results = Path(job["results_dir"])
+    summary: dict = {"changed": False, "failed": [], "models": {}}
+    for model in job["models"]:
+        exists_before = (results / model / "train" / "export.json").is_file()
+        statuses: dict = {}
+        archive = job.get("canonical_archives", {}).get(model)
+        if archive:
+            statuses["export"] = install_canonical(job, model, Path(archive), results)
+        else:
+            for mode in job["modes"]:
+                before = (results / model / "train" / f"{mode['mode']}.json").is_file()
+                statuses[mode["mode"]] = train_mode(job, model, mode, results)
+                summary["changed"] |= not before
+            if statuses.get(job["export_mode"]) == "complete":
+                statuses["export"] = export_model(job, model, results)
+            else:
+                statuses["export"] = "skipped: training failed"
+        summary["changed"] |= not exists_before and statuses["export"] == "complete"
+        if any(s != "complete" for s in statuses.values()):
+            summary["failed"].append(model)
+        summary["models"][model] = statuses
+    return summary
+
+
+REQUIRED = ("run_id", "host", "models", "models_dir", "results_dir")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m modelzoo.train_stage JOB.json", file=sys.stderr)
+        return 2
+    try:
+        job = json.loads(Path(args[0]).read_text())
+        missing = [key for key in REQUIRED if key not in job]
+        if not job.get("canonical_archives"):
+            missing += [key for key in ("modes", "export_mode", "work_dir", "data", "train") if key not in job]
+        if missing:
+            raise ValueError(f"job has no {', '.join(missing)}")
+    except (OSError, ValueError) as err:
+        print(f"train_stage: {args[0]}: {err}", file=sys.stderr)
+        return 2
+    summary = run_job(job)
+    print(json.dumps(summary, sort_keys=True))
+    return 1 if summary["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
