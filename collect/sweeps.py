@@ -184,3 +184,26 @@ def expand(definition: dict) -> list[SweepConfig]:
 
 def configs_for(models: list[str], profile: str | None = None, directory: Path = SWEEP_DIR) -> list[SweepConfig]:
     return [c for model in models for c in expand(load_definition(model, profile, directory))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m collect.sweeps --profile ci dlrm dssm`: the configs as a JSON list (the sweep role's input)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m collect.sweeps", description=main.__doc__)
+    parser.add_argument("models", nargs="+", help="models whose definitions to expand")
+    parser.add_argument("--profile", default="", help="profile under profiles/ overriding every definition")
+    parser.add_argument("--directory", type=Path, default=SWEEP_DIR, help="where the definitions are")
+    args = parser.parse_args(argv)
+    try:
+        configs = configs_for(args.models, args.profile or None, args.directory)
+    except SweepError as err:
+        print(f"sweeps: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps([c.as_record() for c in configs], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -104,6 +104,10 @@ def run_instance(job: dict, instance: dict, results_dir: Path) -> dict:
     staging.mkdir(parents=True)
     config = job["config"]
     expected = levels_of(config["concurrency_range"])
+    if job.get("server_error"):
+        # The servers never became ready: nothing to measure, but the point is recorded as failed.
+        (staging / "server-error.log").write_text(str(job["server_error"]) + "\n")
+        return _record(job, instance, staging, final, expected, [], [], now(), {"server_error": job["server_error"]})
     interval = int(config["measurement_interval_ms"])
     timeout = float(job.get("timeout_s", 600))
     header: list[str] = []
@@ -150,7 +154,6 @@ def run_instance(job: dict, instance: dict, results_dir: Path) -> dict:
         )
         interval *= 2  # a longer window is what stabilises a noisy level
     reached = sorted(level for level in expected if level in by_level)
-    failed = [level for level in expected if level not in by_level]
     if header and by_level:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
@@ -158,6 +161,23 @@ def run_instance(job: dict, instance: dict, results_dir: Path) -> dict:
         for level in reached:
             writer.writerow(by_level[level])
         (staging / CSV_NAME).write_text(buffer.getvalue())
+    return _record(job, instance, staging, final, expected, reached, attempts, started, {})
+
+
+def _record(
+    job: dict,
+    instance: dict,
+    staging: Path,
+    final: Path,
+    expected: list[int],
+    reached: list[int],
+    attempts: list[dict],
+    started: str,
+    extra: dict,
+) -> dict:
+    """Write metadata.json into the staging directory and publish it under its final name."""
+    config = job["config"]
+    failed = [level for level in expected if level not in reached]
     meta = {
         "schema": 1,
         "run_id": job["run_id"],
@@ -174,6 +194,7 @@ def run_instance(job: dict, instance: dict, results_dir: Path) -> dict:
         "started_at": started,
         "finished_at": now(),
         **{k: v for k, v in job.get("metadata", {}).items() if k not in ("status",)},
+        **extra,
     }
     (staging / META_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     os.replace(staging, final)

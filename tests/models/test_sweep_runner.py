@@ -136,3 +136,16 @@ def test_a_bad_job_file_is_a_one_line_error(tmp_path: Path, capsys: pytest.Captu
     path.write_text('{"run_id": "x"}')
     assert sweep_main([str(path)]) == 2
     assert capsys.readouterr().err.strip() == f"sweep: {path}: job has no 'host'"
+
+
+def test_a_server_that_never_became_ready_is_recorded_as_failed_without_running(tmp_path: Path) -> None:
+    spec = job(tmp_path, free_port(), server_error="tfserving@dlrm-0: not ready after 60 s")
+    spec["instances"].append({"name": "numa1", "port": free_port(), "client_cpus": "1"})
+    summary = run_job(spec)
+    assert {name: s["status"] for name, s in summary.items()} == {"numa0": "failed", "numa1": "failed"}
+    for name in ("numa0", "numa1"):
+        out = Path(spec["results_dir"]) / name
+        meta = json.loads((out / "metadata.json").read_text())
+        assert meta["server_error"] == "tfserving@dlrm-0: not ready after 60 s"
+        assert meta["attempts"] == [] and meta["levels_failed"] == [1, 2]
+        assert not (out / "perf.csv").exists()

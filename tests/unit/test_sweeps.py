@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
-from collect.sweeps import SWEEP_DIR, SweepError, configs_for, expand, load_definition
+from collect.sweeps import SWEEP_DIR, SweepError, configs_for, expand, load_definition, main
 
 pytestmark = pytest.mark.unit
 
@@ -93,3 +94,21 @@ def test_a_profile_may_not_change_the_model_and_must_exist(tmp_path: Path) -> No
         load_definition("dlrm", profile="nope", directory=tmp_path)
     with pytest.raises(SweepError, match="no sweep definition for model 'bert'"):
         load_definition("bert", directory=tmp_path)
+
+
+def test_the_cli_prints_the_configs_the_sweep_role_reads(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--profile", "ci", "dlrm", "dssm"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [(r["model"], r["mode"]) for r in records] == [
+        ("dlrm", "single"),
+        ("dlrm", "entire"),
+        ("dssm", "single"),
+        ("dssm", "entire"),
+    ]
+    assert all(r["config_id"].startswith(f"{r['model']}-{r['mode']}-b8-") for r in records)
+
+
+def test_the_cli_names_a_bad_profile_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--profile", "nosuch", "dlrm"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("sweeps: ") and "no such sweep profile" in err[0]

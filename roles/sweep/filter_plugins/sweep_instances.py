@@ -1,0 +1,77 @@
+"""Filters of the sweep role: where each server and client of a configuration runs.
+
+`entire`: one server per NUMA node, bound to that node, and one client per node pinned to the same
+node (the seed's layout; the machine's throughput is the sum of the instances'). `single`: one server
+on NUMA node 0 and its client on NUMA node 1; a one-node host has no node 1, so its CPUs are split
+between server and client, and the instance says so in its note.
+"""
+
+from __future__ import annotations
+
+
+def parse_cpulist(text: str) -> list[int]:
+    cpus: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            first, last = part.split("-", 1)
+            cpus.extend(range(int(first), int(last) + 1))
+        else:
+            cpus.append(int(part))
+    return sorted(set(cpus))
+
+
+def format_cpulist(cpus: list[int]) -> str:
+    """The kernel's compact form: 0-3,8,10-11."""
+    ranges: list[str] = []
+    for cpu in sorted(cpus):
+        if ranges and cpu == int(ranges[-1].split("-")[-1]) + 1:
+            ranges[-1] = f"{ranges[-1].split('-')[0]}-{cpu}"
+        else:
+            ranges.append(str(cpu))
+    return ",".join(ranges)
+
+
+def _instance(model: str, node: dict, port: int, server: str, client: str, note: str) -> dict:
+    return {
+        "name": f"numa{node['id']}",
+        "unit": f"{model}-{node['id']}",
+        "numa_node": int(node["id"]),
+        "port": port,
+        "server_cpus": server,
+        "client_cpus": client,
+        "note": note,
+    }
+
+
+def sweep_instances(config: dict, numa_nodes: list[dict], base_port: int = 8500, port_step: int = 10) -> list[dict]:
+    if not numa_nodes:
+        raise ValueError("sweep: the host fact lists no NUMA node (run host_prep first)")
+    model, mode = config["model"], config["mode"]
+    nodes = sorted(numa_nodes, key=lambda n: int(n["id"]))
+    if mode == "entire":
+        return [
+            _instance(model, n, base_port + port_step * int(n["id"]), n["cpus"], n["cpus"], "") for n in nodes
+        ]
+    if mode != "single":
+        raise ValueError(f"sweep: mode {mode!r} is not single or entire")
+    first = nodes[0]
+    port = base_port + port_step * int(first["id"])
+    if len(nodes) > 1:
+        note = f"server on NUMA node {first['id']}, client on NUMA node {nodes[1]['id']}"
+        return [_instance(model, first, port, first["cpus"], nodes[1]["cpus"], note)]
+    cpus = parse_cpulist(first["cpus"])
+    if len(cpus) < 2:
+        note = "one NUMA node with one CPU: server and client share it"
+        return [_instance(model, first, port, first["cpus"], first["cpus"], note)]
+    half = (len(cpus) + 1) // 2
+    server, client = format_cpulist(cpus[:half]), format_cpulist(cpus[half:])
+    note = f"one NUMA node: its CPUs are split, server on {server}, client on {client}"
+    return [_instance(model, first, port, server, client, note)]
+
+
+class FilterModule:
+    def filters(self) -> dict:
+        return {"sweep_instances": sweep_instances}

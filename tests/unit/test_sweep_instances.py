@@ -1,0 +1,58 @@
+"""Where the sweep role puts each server and client: the seed's NUMA layout, and a one-node host."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+_PATH = Path(__file__).resolve().parents[2] / "roles" / "sweep" / "filter_plugins" / "sweep_instances.py"
+_spec = importlib.util.spec_from_file_location("sweep_instances", _PATH)
+assert _spec and _spec.loader
+plugin = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(plugin)
+
+KUNPENG = [{"id": n, "cpus": f"{32 * n}-{32 * n + 31}"} for n in range(4)]
+
+
+def test_cpulists_round_trip() -> None:
+    assert plugin.parse_cpulist("0-3,8,10-11") == [0, 1, 2, 3, 8, 10, 11]
+    assert plugin.format_cpulist([11, 0, 1, 2, 3, 8, 10]) == "0-3,8,10-11"
+    assert plugin.format_cpulist([5]) == "5"
+
+
+def test_entire_runs_one_server_and_one_client_per_node_on_that_node() -> None:
+    instances = plugin.sweep_instances({"model": "dlrm", "mode": "entire"}, KUNPENG)
+    assert [(i["name"], i["unit"], i["port"]) for i in instances] == [
+        ("numa0", "dlrm-0", 8500),
+        ("numa1", "dlrm-1", 8510),
+        ("numa2", "dlrm-2", 8520),
+        ("numa3", "dlrm-3", 8530),
+    ]
+    assert all(
+        i["server_cpus"] == i["client_cpus"] == f"{32 * i['numa_node']}-{32 * i['numa_node'] + 31}" for i in instances
+    )
+
+
+def test_single_serves_on_node_0_and_measures_from_node_1() -> None:
+    (instance,) = plugin.sweep_instances({"model": "dssm", "mode": "single"}, list(reversed(KUNPENG)))
+    assert (instance["numa_node"], instance["server_cpus"], instance["client_cpus"]) == (0, "0-31", "32-63")
+    assert "NUMA node 1" in instance["note"]
+
+
+def test_single_on_a_one_node_host_splits_its_cpus_and_says_so() -> None:
+    (instance,) = plugin.sweep_instances({"model": "dlrm", "mode": "single"}, [{"id": 0, "cpus": "0-2"}])
+    assert (instance["server_cpus"], instance["client_cpus"]) == ("0-1", "2")
+    assert "split" in instance["note"]
+    (shared,) = plugin.sweep_instances({"model": "dlrm", "mode": "single"}, [{"id": 0, "cpus": "0"}])
+    assert shared["server_cpus"] == shared["client_cpus"] == "0" and "share" in shared["note"]
+
+
+def test_bad_input_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="no NUMA node"):
+        plugin.sweep_instances({"model": "dlrm", "mode": "entire"}, [])
+    with pytest.raises(ValueError, match="not single or entire"):
+        plugin.sweep_instances({"model": "dlrm", "mode": "both"}, KUNPENG)
