@@ -38,6 +38,10 @@ def parser() -> argparse.ArgumentParser:
     pul.add_argument("--timeout", type=float, default=15.0, help="seconds per SSH operation")
     pul.add_argument("--retries", type=int, default=3, help="attempts per host")
 
+    bst = sub.add_parser("best", help="the best throughput per model of a run, with the knobs behind it")
+    bst.add_argument("--run", help="run id (default: the newest in the store)")
+    bst.add_argument("--db", type=Path, default=DEFAULT_DB)
+
     cmp = sub.add_parser("compare", help="ratios of a run's best throughputs to a baseline or another run")
     cmp.add_argument("--run", help="run id (default: the newest in the store)")
     against = cmp.add_mutually_exclusive_group()
@@ -83,6 +87,30 @@ def run_pull(args: argparse.Namespace) -> int:
         + (f"; unreachable or refused: {', '.join(failed)}" if failed else "")
     )
     return 1 if failed else 0
+
+
+def run_best(args: argparse.Namespace) -> int:
+    from collect.aggregate import best_per_model
+    from collect.frames import points_frame
+    from collect.report import ReportError, failures, run_order
+
+    with Store(args.db) as store:
+        order = run_order(store)
+        run = args.run or (order[-1] if order else None)
+        if run is None or run not in order:
+            raise ReportError(
+                f"{args.db}: no results of run {run!r}" if run else f"{args.db}: the store holds no results"
+            )
+        points = points_frame(store)
+        failed = failures(store, run)
+    best = best_per_model(points[points["run_id"] == run])
+    shown = best[["model", "throughput", "host", "concurrency_range", "batch_size", "intra", "inter", "p99_us"]]
+    print(f"best throughput per model, run {run}:")
+    print(shown.to_markdown(index=False, floatfmt=",.0f"))
+    if not failed.empty:
+        print(f"{len(failed)} point(s) did not complete:")
+        print(failed.to_markdown(index=False))
+    return 0
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -143,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_report(args)
         if args.command == "pull":
             return run_pull(args)
+        if args.command == "best":
+            return run_best(args)
         return run_compare(args)
     except (StoreError, ReportError, BaselineError, InventoryError) as err:
         print(f"collect: {err}", file=sys.stderr)
