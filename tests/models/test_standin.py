@@ -107,6 +107,11 @@ def test_serves_predict_metadata_and_status_then_stops_on_sigterm(exported) -> N
         with pytest.raises(grpc.RpcError) as wrong:
             metadata(port, "dlrm")
         assert wrong.value.code() == grpc.StatusCode.NOT_FOUND
+
+        # A second server on the same port fails to start; it never shares the port's connections.
+        second = start(f"--port={port}", "--model_name=deepfm", f"--model_base_path={base}")
+        assert second.wait(timeout=120) == 1
+        assert "the port is in use" in second.stderr.read()
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=20) == 0

@@ -320,15 +320,25 @@ def main(argv: list[str]) -> int:
     workers = flags["grpc_max_threads"] or max(4, 4 * (os.cpu_count() or 1))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers),
-        options=[("grpc.max_receive_message_length", 2**31 - 1), ("grpc.max_send_message_length", 2**31 - 1)],
+        options=[
+            ("grpc.max_receive_message_length", 2**31 - 1),
+            ("grpc.max_send_message_length", 2**31 - 1),
+            # gRPC would share a taken port (SO_REUSEPORT) and split connections between the two servers;
+            # a second server on a port must fail to start instead, loudly.
+            ("grpc.so_reuseport", 0),
+        ],
     )
     prediction_grpc.add_PredictionServiceServicer_to_server(prediction, server)
     model_grpc.add_ModelServiceServicer_to_server(models, server)
     if flags["grpc_socket_path"]:
         server.add_insecure_port(f"unix:{flags['grpc_socket_path']}")
     address = f"0.0.0.0:{flags['port']}"
-    if not server.add_insecure_port(address):
-        log(f"Failed to bind {address}")
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:
+        bound = 0
+    if not bound:
+        log(f"Failed to bind {address}: the port is in use")
         return 1
     stopping = threading.Event()
 
