@@ -52,9 +52,7 @@ def sweep_instances(config: dict, numa_nodes: list[dict], base_port: int = 8500,
     model, mode = config["model"], config["mode"]
     nodes = sorted(numa_nodes, key=lambda n: int(n["id"]))
     if mode == "entire":
-        return [
-            _instance(model, n, base_port + port_step * int(n["id"]), n["cpus"], n["cpus"], "") for n in nodes
-        ]
+        return [_instance(model, n, base_port + port_step * int(n["id"]), n["cpus"], n["cpus"], "") for n in nodes]
     if mode != "single":
         raise ValueError(f"sweep: mode {mode!r} is not single or entire")
     first = nodes[0]

@@ -1,0 +1,240 @@
+"""The whole pipeline on 2 simulated hosts: bench.yml with the ci profile (site, train, sweep, fetch).
+
+One host's server is stopped in the middle of a sweep: that point is recorded as failed and every other
+point completes. A second run with the same run id repeats no work and changes nothing on the controller.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from collect.sweeps import configs_for
+from tests.conftest import run
+from tests.fleet.fleet import Fleet
+from tests.fleet.podman import podman
+
+pytestmark = pytest.mark.fleet
+
+STORE = Path(os.environ.get("RECBENCH_ARTIFACTS", "/var/tmp/recbench-artifacts"))
+RUN_ID = "fleet-bench"
+MODELS = ["wide_and_deep", "dlrm", "deepfm", "dffm", "dssm"]
+# The point whose server is stopped while perf_analyzer measures it: the first dlrm config (single).
+VICTIM_HOST, VICTIM_MODEL = "kunpeng-02", "dlrm"
+# Stops the server from inside the host the moment a dlrm client runs ([d] keeps pgrep off this shell).
+KILLER = (
+    "until pgrep -f 'perf_analyzer -m [d]lrm' >/dev/null; do sleep 0.05; done; "
+    "systemctl stop tfserving@dlrm-0.service; touch /tmp/recbench-killed"
+)
+
+
+def bench(fleet: Fleet, extra_vars: Path, *args: str, playbook: str = "playbooks/bench.yml") -> tuple[int, str]:
+    sizes = ["-e", "@scripts/simulated-fleet.yml"]  # what scripts/bench.sh passes for a simulated fleet
+    proc = run(
+        ["ansible-playbook", "-i", str(fleet.inventory), playbook, *sizes, "-e", f"@{extra_vars}", *args], timeout=3000
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def recap(output: str) -> dict[str, str]:
+    lines = [line for line in output.splitlines() if " ok=" in line and "changed=" in line]
+    return {line.split()[0]: line for line in lines}
+
+
+def snapshot(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def benched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fleet, Path, Path, str]]:
+    assert (STORE / "manifest.json").is_file(), "scripts/test.sh fills the test artifact store first"
+    work = tmp_path_factory.mktemp("bench")
+    results = work / "results"
+    extra_vars = work / "vars.json"
+    extra_vars.write_text(
+        json.dumps(
+            {
+                "recbench_run_id": RUN_ID,
+                "recbench_results_dir": str(results),
+                "recbench_artifact_dir": str(STORE),
+            }
+        )
+    )
+    fleet = Fleet(work / "fleet", name="pytest-bench")
+    fleet.down(log=lambda _: None)
+    fleet.up(2, log=lambda _: None)
+    victim = {h.name: h for h in fleet.hosts()}[VICTIM_HOST].container
+    podman("exec", "-d", victim, "bash", "-c", KILLER)
+    rc, output = bench(fleet, extra_vars)
+    (work / "first-run.log").write_text(output)
+    assert rc == 0, output[-6000:]
+    yield fleet, results, extra_vars, output
+    fleet.down(log=lambda _: None)
+
+
+def metadata(results: Path) -> dict[tuple[str, str, str, str], dict]:
+    found = {}
+    for path in results.glob(f"{RUN_ID}/*/*/*/*/metadata.json"):
+        instance, config_id, model, host = path.parts[-2], path.parts[-3], path.parts[-4], path.parts[-5]
+        found[(host, model, config_id, instance)] = json.loads(path.read_text())
+    return found
+
+
+def test_every_model_and_mode_has_results_on_the_controller(benched) -> None:
+    fleet, results, _, _ = benched
+    found = metadata(results)
+    configs = configs_for(MODELS, profile="ci")
+    assert {c.mode for c in configs} == {"single", "entire"}
+    expected = {(h.name, c.model, c.config_id) for h in fleet.hosts() for c in configs}
+    assert {(host, model, config) for host, model, config, _ in found} == expected
+    for (host, model, config_id, instance), meta in found.items():
+        assert (meta["run_id"], meta["host"], meta["model"], meta["config_id"]) == (RUN_ID, host, model, config_id)
+        assert meta["instance"]["name"] == instance
+        assert meta["versions"]["perf_analyzer"]["version"] == "2.46.0"
+        assert meta["versions"]["tfserving"]["version"].startswith("2.15")
+        assert meta["host_facts"]["numa_nodes"], meta["host_facts"]
+        assert meta["served_version"] >= 1
+    # No half-written point came home.
+    assert not list(results.rglob(".*.partial"))
+
+
+def test_the_stopped_server_is_a_recorded_failure_and_everything_else_completes(benched) -> None:
+    fleet, results, _, output = benched
+    victim = {h.name: h for h in fleet.hosts()}[VICTIM_HOST].container
+    assert podman("exec", victim, "ls", "/tmp/recbench-killed", check=False).strip() == "/tmp/recbench-killed"
+    (first_dlrm,) = [c for c in configs_for([VICTIM_MODEL], profile="ci") if c.mode == "single"]
+    statuses = {key: meta["status"] for key, meta in metadata(results).items()}
+    victims = {k: s for k, s in statuses.items() if k[0] == VICTIM_HOST and k[2] == first_dlrm.config_id}
+    assert victims and all(s in ("failed", "partial") for s in victims.values()), victims
+    for key in victims:
+        meta = metadata(results)[key]
+        assert meta["levels_failed"], meta
+        assert meta["attempts"] and meta["attempts"][0]["exit_code"] != 0, meta["attempts"]
+    others = {k: s for k, s in statuses.items() if k not in victims}
+    assert others and all(s == "complete" for s in others.values()), {
+        k: s for k, s in others.items() if s != "complete"
+    }
+    for key, meta in metadata(results).items():
+        if key not in victims:
+            csv = results / RUN_ID / key[0] / key[1] / key[2] / key[3] / "perf.csv"
+            rows = csv.read_text().splitlines()[1:]
+            assert len(rows) == len(meta["levels_expected"]) and all(float(r.split(",")[1]) > 0 for r in rows)
+    assert "recbench: every host finished" in output
+
+
+def test_training_was_recorded_on_every_host(benched) -> None:
+    fleet, results, _, _ = benched
+    for host in fleet.hosts():
+        for model in MODELS:
+            for mode in ("single", "entire"):
+                record = json.loads((results / RUN_ID / host.name / model / "train" / f"{mode}.json").read_text())
+                assert record["status"] == "complete", record
+                assert record["throughput_examples_per_s"] > 0
+
+
+def test_the_collector_ingests_the_fetched_tree_without_complaint(benched, tmp_path: Path) -> None:
+    _, results, _, _ = benched
+    proc = run(["python", "-m", "collect", "ingest", str(results), "--db", str(tmp_path / "store.db")])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert " 0 skipped" in proc.stdout and " 0 already stored" in proc.stdout, proc.stdout
+
+
+def test_a_second_run_with_the_same_run_id_repeats_no_work(benched) -> None:
+    fleet, results, extra_vars, _ = benched
+    before = snapshot(results)
+    rc, output = bench(fleet, extra_vars)
+    assert rc == 0, output[-6000:]
+    hosts = recap(output)
+    assert sorted(hosts) == sorted(h.name for h in fleet.hosts()), hosts
+    assert all("changed=0" in line and "failed=0" in line for line in hosts.values()), hosts
+    assert snapshot(results) == before
+
+
+@pytest.mark.parametrize("stage", ["site", "train", "sweep", "fetch"])
+def test_each_stage_alone_is_idempotent(benched, stage: str) -> None:
+    fleet, _, extra_vars, _ = benched
+    rc, output = bench(fleet, extra_vars, playbook=f"playbooks/{stage}.yml")
+    assert rc == 0, output[-4000:]
+    assert all("changed=0" in line for line in recap(output).values()), recap(output)
+
+
+def fake_history(results: Path, runs: list[str], factor: float) -> Path:
+    """Earlier nights of the same hosts, models and configs, FACTOR times faster than tonight will be:
+    copies of the benched run with run ids and throughputs rewritten."""
+    import csv
+    import io
+
+    history = results.parent / "history"
+    for run_id in runs:
+        for meta_path in results.glob(f"{RUN_ID}/*/*/*/*/metadata.json"):
+            meta = json.loads(meta_path.read_text())
+            if meta["status"] != "complete":
+                continue
+            target = history / run_id / meta_path.parent.relative_to(results / RUN_ID)
+            target.mkdir(parents=True)
+            (target / "metadata.json").write_text(json.dumps(meta | {"run_id": run_id}))
+            rows = list(csv.DictReader(io.StringIO((meta_path.parent / "perf.csv").read_text())))
+            for row in rows:
+                row["Inferences/Second"] = str(float(row["Inferences/Second"]) * factor)
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            (target / "perf.csv").write_text(buffer.getvalue())
+    return history
+
+
+def test_nightly_runs_the_pipeline_reports_and_names_a_regression(benched, tmp_path: Path) -> None:
+    fleet, results, _, _ = benched
+    nightly_results, db = tmp_path / "results", tmp_path / "results" / "recbench.sqlite"
+    nightly_results.mkdir()
+    # Three earlier nights, each five times faster than the fleet really is: tonight must be a regression.
+    history = fake_history(results, ["night-1", "night-2", "night-3"], 5.0)
+    proc = run(["python", "-m", "collect", "ingest", str(history), "--db", str(db)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    store_vars = tmp_path / "store.json"
+    store_vars.write_text(json.dumps({"recbench_artifact_dir": str(STORE)}))
+    proc = run(
+        [
+            "python",
+            "-m",
+            "collect",
+            "nightly",
+            "-i",
+            str(fleet.inventory),
+            "--limit",
+            "kunpeng",
+            "-e",
+            "scripts/simulated-fleet.yml",
+            "-e",
+            str(store_vars),
+            "--run",
+            "tonight",
+            "--results",
+            str(nightly_results),
+            "--db",
+            str(db),
+            "--reports",
+            str(tmp_path / "reports"),
+            "--logs",
+            str(tmp_path / "logs"),
+            "--lock",
+            str(tmp_path / "nightly.lock"),
+        ],
+        timeout=3000,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output[-4000:]
+    assert "nightly tonight: regression" in proc.stdout
+    flagged = [line for line in proc.stderr.splitlines() if "REGRESSION" in line]
+    assert flagged and all("below the median of 3 runs" in line for line in flagged), output[-3000:]
+    assert any(" kunpeng-01 dlrm " in line for line in flagged), flagged
+    # The run's results came home, were stored and reported; its logs are kept.
+    assert len(list((nightly_results / "tonight").glob("*/*/*/*/metadata.json"))) == 20
+    assert (tmp_path / "reports" / "tonight" / "report.html").stat().st_size > 10_000
+    assert (tmp_path / "logs" / "tonight" / "nightly.log").read_text().count("REGRESSION") == len(flagged)
+    assert list((tmp_path / "logs" / "tonight" / "runner" / "artifacts").glob("*/stdout"))
