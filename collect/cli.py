@@ -42,6 +42,22 @@ def parser() -> argparse.ArgumentParser:
     bst.add_argument("--run", help="run id (default: the newest in the store)")
     bst.add_argument("--db", type=Path, default=DEFAULT_DB)
 
+    exp = sub.add_parser("export", help="points (with their knobs) of a run, or of every run, as CSV or Parquet")
+    exp.add_argument("output", type=Path, help="file to write; .csv or .parquet")
+    exp.add_argument("--run", help="only this run id (default: every run)")
+    exp.add_argument("--db", type=Path, default=DEFAULT_DB)
+
+    nig = sub.add_parser("nightly", help="bench.yml on a limit, then pull, ingest, report and the regression check")
+    nig.add_argument("-i", "--inventory", type=Path, default=Path("inventory"), help="default: %(default)s")
+    nig.add_argument("--limit", default="kunpeng", help="group or host (default: %(default)s)")
+    nig.add_argument("-e", "--extra-vars-file", type=Path, action="append", default=[], help="@file of variables")
+    nig.add_argument("--run", default="", help="run id (default: the UTC time)")
+    nig.add_argument("--results", type=Path, default=Path("results"), help="default: %(default)s")
+    nig.add_argument("--db", type=Path, default=DEFAULT_DB)
+    nig.add_argument("--reports", type=Path, default=Path("reports"), help="default: %(default)s")
+    nig.add_argument("--logs", type=Path, default=Path("logs") / "nightly", help="default: %(default)s")
+    nig.add_argument("--lock", type=Path, default=Path("results") / ".nightly.lock", help="default: %(default)s")
+
     cmp = sub.add_parser("compare", help="ratios of a run's best throughputs to a baseline or another run")
     cmp.add_argument("--run", help="run id (default: the newest in the store)")
     against = cmp.add_mutually_exclusive_group()
@@ -113,6 +129,47 @@ def run_best(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_export(args: argparse.Namespace) -> int:
+    from collect.frames import points_frame
+    from collect.report import ReportError
+
+    suffix = args.output.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise ReportError(f"{args.output}: the file name must end in .csv or .parquet")
+    with Store(args.db) as store:
+        points = points_frame(store)
+    if args.run:
+        if args.run not in set(points["run_id"]):
+            raise ReportError(f"run {args.run!r} is not in {args.db}")
+        points = points[points["run_id"] == args.run]
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    staging = args.output.with_name(f".{args.output.name}.partial")
+    if suffix == ".csv":
+        points.to_csv(staging, index=False)
+    else:
+        points.to_parquet(staging, index=False)
+    staging.replace(args.output)  # a reader never sees half a file
+    print(f"export: {len(points)} point(s) into {args.output}")
+    return 0
+
+
+def run_nightly(args: argparse.Namespace) -> int:
+    from collect.nightly import NightlyOptions, main_nightly
+
+    options = NightlyOptions(
+        inventory=args.inventory,
+        limit=args.limit,
+        results=args.results,
+        db=args.db,
+        reports=args.reports,
+        logs=args.logs,
+        lock=args.lock,
+        run_id=args.run,
+        extra_vars_files=args.extra_vars_file,
+    )
+    return main_nightly(options)
+
+
 def run_compare(args: argparse.Namespace) -> int:
     from collect.aggregate import best_per_model
     from collect.baseline import compare_to_baseline, load_baseline
@@ -161,6 +218,7 @@ def run_ingest(results: Path, db: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     from collect.baseline import BaselineError
     from collect.inventory import InventoryError
+    from collect.nightly import NightlyError
     from collect.report import ReportError
 
     args = parser().parse_args(argv)
@@ -173,7 +231,11 @@ def main(argv: list[str] | None = None) -> int:
             return run_pull(args)
         if args.command == "best":
             return run_best(args)
+        if args.command == "export":
+            return run_export(args)
+        if args.command == "nightly":
+            return run_nightly(args)
         return run_compare(args)
-    except (StoreError, ReportError, BaselineError, InventoryError) as err:
+    except (StoreError, ReportError, BaselineError, InventoryError, NightlyError) as err:
         print(f"collect: {err}", file=sys.stderr)
         return 2
