@@ -9,6 +9,8 @@ from pathlib import Path
 from collect.ingest import ingest
 from collect.store import DEFAULT_DB, Store, StoreError
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m collect", description=__doc__)
@@ -52,6 +54,7 @@ def parser() -> argparse.ArgumentParser:
     nig.add_argument("--limit", default="kunpeng", help="group or host (default: %(default)s)")
     nig.add_argument("-e", "--extra-vars-file", type=Path, action="append", default=[], help="@file of variables")
     nig.add_argument("--run", default="", help="run id (default: the UTC time)")
+    nig.add_argument("--playbook", type=Path, default=REPO / "playbooks" / "bench.yml", help="default: bench.yml")
     nig.add_argument("--results", type=Path, default=Path("results"), help="default: %(default)s")
     nig.add_argument("--db", type=Path, default=DEFAULT_DB)
     nig.add_argument("--reports", type=Path, default=Path("reports"), help="default: %(default)s")
@@ -165,6 +168,7 @@ def run_nightly(args: argparse.Namespace) -> int:
         logs=args.logs,
         lock=args.lock,
         run_id=args.run,
+        playbook=args.playbook,
         extra_vars_files=args.extra_vars_file,
     )
     return main_nightly(options)

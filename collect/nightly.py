@@ -47,10 +47,12 @@ class NightlyOutcome:
 
     @property
     def exit_code(self) -> int:
-        """1: a regression; 4: the pipeline failed on some host (its other results are reported); 0: neither."""
+        """1: a regression; 4: the pipeline failed on some host (the others' results are reported) or
+        no result came home; 0: neither."""
         if self.regressions:
             return 1
-        return 4 if self.playbook_status != "successful" or self.failed_hosts else 0
+        failed = self.playbook_status != "successful" or self.failed_hosts or self.report_dir is None
+        return 4 if failed else 0
 
 
 @contextmanager
@@ -83,6 +85,7 @@ def run_playbook(
     runner's status and the hosts that failed or were unreachable."""
     import ansible_runner
 
+    (log_dir / "runner").mkdir(parents=True, exist_ok=True)
     extra = " ".join(f"-e @{path.resolve()}" for path in options.extra_vars_files)
     runner = ansible_runner.run(
         private_data_dir=str(log_dir / "runner"),
