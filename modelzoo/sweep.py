@@ -30,6 +30,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from modelzoo.jobfile import load_job
+
 CSV_NAME = "perf.csv"
 META_NAME = "metadata.json"
 
@@ -224,17 +226,8 @@ def run_job(job: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m modelzoo.sweep JOB.json", file=sys.stderr)
-        return 2
-    try:
-        job = json.loads(Path(args[0]).read_text())
-        for key in ("run_id", "host", "model", "config", "results_dir", "instances"):
-            if key not in job:
-                raise ValueError(f"job has no {key!r}")
-    except (OSError, ValueError) as err:
-        print(f"sweep: {args[0]}: {err}", file=sys.stderr)
+    job = load_job(argv, "sweep", ("run_id", "host", "model", "config", "results_dir", "instances"))
+    if job is None:
         return 2
     print(json.dumps(run_job(job), sort_keys=True))
     return 0

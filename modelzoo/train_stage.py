@@ -28,6 +28,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from modelzoo.jobfile import load_job
+
 TAIL_LINES = 20
 
 
@@ -196,19 +198,11 @@ REQUIRED = ("run_id", "host", "models", "models_dir", "results_dir")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m modelzoo.train_stage JOB.json", file=sys.stderr)
-        return 2
-    try:
-        job = json.loads(Path(args[0]).read_text())
-        missing = [key for key in REQUIRED if key not in job]
-        if not job.get("canonical_archives"):
-            missing += [key for key in ("modes", "export_mode", "work_dir", "data", "train") if key not in job]
-        if missing:
-            raise ValueError(f"job has no {', '.join(missing)}")
-    except (OSError, ValueError) as err:
-        print(f"train_stage: {args[0]}: {err}", file=sys.stderr)
+    def canonical_or_training(job: dict) -> tuple[str, ...]:
+        return () if job.get("canonical_archives") else ("modes", "export_mode", "work_dir", "data", "train")
+
+    job = load_job(argv, "train_stage", REQUIRED, canonical_or_training)
+    if job is None:
         return 2
     summary = run_job(job)
     print(json.dumps(summary, sort_keys=True))

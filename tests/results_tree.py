@@ -85,3 +85,21 @@ def place_run(root: Path, run: str) -> None:
         [1],
         list(range(2, 31)),
     )
+
+
+def two_run_store(tmp_path: Path) -> Path:
+    """A store holding runs 2026-11-01 and 2026-11-02 of the same tree, ingested in run order."""
+    from collect.ingest import ingest
+    from collect.store import Store
+
+    root = tmp_path / "results"
+    place_run(root, "2026-11-01")
+    place_run(root, "2026-11-02")
+    db = tmp_path / "store.sqlite"
+    with Store(db) as store:
+        for run in ("2026-11-01", "2026-11-02"):
+            single = tmp_path / f"only-{run}"
+            single.mkdir()
+            (single / run).symlink_to(root / run)
+            ingest(single, store)
+    return db

@@ -135,7 +135,8 @@ def test_a_bad_job_file_is_a_one_line_error(tmp_path: Path, capsys: pytest.Captu
     path = tmp_path / "job.json"
     path.write_text('{"run_id": "x"}')
     assert sweep_main([str(path)]) == 2
-    assert capsys.readouterr().err.strip() == f"sweep: {path}: job has no 'host'"
+    err = capsys.readouterr().err.strip()
+    assert err == f"sweep: {path}: job has no 'host', 'model', 'config', 'results_dir', 'instances'"
 
 
 def test_a_server_that_never_became_ready_is_recorded_as_failed_without_running(tmp_path: Path) -> None:

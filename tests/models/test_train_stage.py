@@ -103,4 +103,4 @@ def test_a_bad_job_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capture
     job_file.write_text(json.dumps({"run_id": "r1"}))
     assert stage_main([str(job_file)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"train_stage: {job_file}: job has no host") and "\n" not in err
+    assert err.startswith(f"train_stage: {job_file}: job has no 'host'") and "\n" not in err

@@ -11,24 +11,16 @@ import pandas as pd
 import pytest
 
 from collect.cli import main
-from collect.ingest import ingest
 from collect.nightly import NightlyError, NightlyOptions, exclusive, nightly
-from collect.store import Store
 from tests.conftest import REPO
-from tests.results_tree import place_run
+from tests.results_tree import two_run_store
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:
-    root = tmp_path / "results"
-    place_run(root, "2026-11-01")
-    place_run(root, "2026-11-02")
-    db = tmp_path / "store.sqlite"
-    with Store(db) as store:
-        ingest(root, store)
-    return db
+    return two_run_store(tmp_path)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

@@ -13,28 +13,17 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from collect.ingest import ingest
 from collect.report import ReportError, build_report
 from collect.store import Store
 from tests.conftest import REPO
-from tests.results_tree import place_run
+from tests.results_tree import two_run_store
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:
-    root = tmp_path / "results"
-    place_run(root, "2026-11-01")
-    place_run(root, "2026-11-02")
-    db = tmp_path / "store.sqlite"
-    with Store(db) as store:
-        for run in ("2026-11-01", "2026-11-02"):  # ingested in run order
-            single = tmp_path / f"only-{run}"
-            single.mkdir()
-            (single / run).symlink_to(root / run)
-            ingest(single, store)
-    return db
+    return two_run_store(tmp_path)
 
 
 def test_report_writes_summary_html_with_plots_and_exports(store_path: Path, tmp_path: Path) -> None:
