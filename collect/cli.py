@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 from collect.ingest import ingest
+from collect.nightly import DEFAULT_PLAYBOOK
 from collect.store import DEFAULT_DB, Store, StoreError
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -54,7 +53,7 @@ def parser() -> argparse.ArgumentParser:
     nig.add_argument("--limit", default="kunpeng", help="group or host (default: %(default)s)")
     nig.add_argument("-e", "--extra-vars-file", type=Path, action="append", default=[], help="@file of variables")
     nig.add_argument("--run", default="", help="run id (default: the UTC time)")
-    nig.add_argument("--playbook", type=Path, default=REPO / "playbooks" / "bench.yml", help="default: bench.yml")
+    nig.add_argument("--playbook", type=Path, default=DEFAULT_PLAYBOOK, help="default: bench.yml")
     nig.add_argument("--results", type=Path, default=Path("results"), help="default: %(default)s")
     nig.add_argument("--db", type=Path, default=DEFAULT_DB)
     nig.add_argument("--reports", type=Path, default=Path("reports"), help="default: %(default)s")
@@ -71,16 +70,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from collect.history import describe_regressions
     from collect.report import build_report
 
     with Store(args.db) as store:
         report = build_report(store, args.run, args.out, args.baseline)
     print(f"report: {report.directory}/summary.md and report.html")
-    for line in report.regressions.itertuples():
-        print(
-            f"REGRESSION {line.host} {line.model} {line.config_id}: {line.throughput:,.0f} infer/s, "
-            f"{line.drop:.1%} below the median of {line.history_runs} runs"
-        )
+    for line in describe_regressions(report.regressions):
+        print(f"REGRESSION {line}")
     return 0
 
 

@@ -55,3 +55,12 @@ def regressions(
                 }
             )
     return pd.DataFrame(found)
+
+
+def describe_regressions(found: pd.DataFrame) -> list[str]:
+    """One line per regression, as `report` and `nightly` print them."""
+    return [
+        f"{r.host} {r.model} {r.config_id}: {r.throughput:,.0f} infer/s, "
+        f"{r.drop:.1%} below the median of {r.history_runs} runs"
+        for r in found.itertuples()
+    ]

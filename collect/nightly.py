@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+DEFAULT_PLAYBOOK = REPO / "playbooks" / "bench.yml"
 
 
 class NightlyError(RuntimeError):
@@ -30,7 +31,7 @@ class NightlyOptions:
     logs: Path
     lock: Path
     run_id: str = ""
-    playbook: Path = REPO / "playbooks" / "bench.yml"
+    playbook: Path = DEFAULT_PLAYBOOK
     extra_vars_files: list[Path] = field(default_factory=list)
     pull_timeout: float = 15.0
     pull_retries: int = 3
@@ -110,6 +111,7 @@ def _progress(event: dict, say: Callable[[str], None]) -> bool:
 
 
 def nightly(options: NightlyOptions, say: Callable[[str], None] = print) -> NightlyOutcome:
+    from collect.history import describe_regressions
     from collect.ingest import ingest
     from collect.inventory import targets
     from collect.pull import pull
@@ -159,11 +161,7 @@ def nightly(options: NightlyOptions, say: Callable[[str], None] = print) -> Nigh
                     say_and_log(f"ingest skipped {problem}")
                 say_and_log(f"ingest: {ingested.added} new, {len(ingested.problems)} skipped")
                 report = build_report(store, run_id, options.reports)
-            regressions = [
-                f"{r.host} {r.model} {r.config_id}: {r.throughput:,.0f} infer/s, "
-                f"{r.drop:.1%} below the median of {r.history_runs} runs"
-                for r in report.regressions.itertuples()
-            ]
+            regressions = describe_regressions(report.regressions)
             for line in regressions:
                 say_and_log(f"REGRESSION {line}")
             say_and_log(f"report: {report.directory}")
