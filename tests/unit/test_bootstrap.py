@@ -11,8 +11,9 @@ pytestmark = pytest.mark.unit
 
 def test_second_bootstrap_does_nothing_and_says_so() -> None:
     proc = run(["bash", "scripts/bootstrap.sh"], timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    said = proc.stdout + proc.stderr
+    assert proc.returncode == 0, said
     lines = proc.stdout.splitlines()
-    assert any(line.startswith("bootstrap: Debian packages: all") and "nothing to do" in line for line in lines)
-    assert any("virtualenv" in line and "up to date, nothing to do" in line for line in lines)
-    assert "installing" not in proc.stdout
+    assert any(line.startswith("bootstrap: Debian packages: all") and "nothing to do" in line for line in lines), said
+    assert any("virtualenv" in line and "up to date, nothing to do" in line for line in lines), said
+    assert "installing" not in proc.stdout, said
