@@ -30,5 +30,18 @@ def arm_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     fleet.down(log=lambda _: None)
 
 
+@pytest.fixture(scope="session")
+def bench_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """Two native hosts shared by the pipeline and serving tests, torn down at the end of the session.
+
+    Installing the software under test (site.yml) takes minutes; whoever comes second finds it
+    installed and site.yml changes nothing."""
+    fleet = Fleet(tmp_path_factory.mktemp("benchfleet"), name="pytest-bench")
+    fleet.down(log=lambda _: None)
+    fleet.up(2, log=lambda _: None)
+    yield fleet
+    fleet.down(log=lambda _: None)
+
+
 def inventory_of(fleet: Fleet) -> Path:
     return fleet.inventory

@@ -1,5 +1,8 @@
 """Serving on the simulated fleet: tensorflow + tfserving (stand-in build) + perf_analyzer on two hosts,
-then a real perf_analyzer sweep on each host against its own server serving a model zoo export."""
+then a real perf_analyzer sweep on each host against its own server serving a model zoo export.
+
+The fleet is the one the pipeline tests use (see conftest.py); that site.yml is idempotent is shown there
+(test_bench.py::test_each_stage_alone_is_idempotent)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,21 +52,19 @@ def perf_csv_rows(text: str) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fleet, Path]]:
+def served(bench_fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> tuple[Fleet, Path]:
+    """The shared fleet with site.yml applied (a no-op when the pipeline tests installed it) and dlrm,
+    trained and exported here on the controller, served on every host."""
     manifest = STORE / "manifest.json"
     assert manifest.is_file(), f"{manifest} missing: scripts/test.sh fills the test artifact store first"
     out = tmp_path_factory.mktemp("models")
     train("dlrm", SAMPLE, out, batch_size=64, steps=3, log=lambda _: None)
     export("dlrm", out)
-    fleet = Fleet(tmp_path_factory.mktemp("servingfleet"), name="pytest-serving")
-    fleet.down(log=lambda _: None)
-    fleet.up(2, log=lambda _: None)
-    rc, output = playbook(fleet, "playbooks/site.yml")
+    rc, output = playbook(bench_fleet, "playbooks/site.yml")
     assert rc == 0, output[-4000:]
-    rc, output = playbook(fleet, "tests/fleet_tests/playbooks/serve.yml", "-e", f"model_dir={out / 'dlrm'}")
+    rc, output = playbook(bench_fleet, "tests/fleet_tests/playbooks/serve.yml", "-e", f"model_dir={out / 'dlrm'}")
     assert rc == 0, output[-4000:]
-    yield fleet, out
-    fleet.down(log=lambda _: None)
+    return bench_fleet, out
 
 
 def test_perf_analyzer_measures_each_hosts_own_server(served, tmp_path: Path) -> None:
@@ -101,14 +101,6 @@ def test_perf_analyzer_sends_real_rows_from_perf_input(served, tmp_path: Path) -
     for host, text in outputs.items():
         rows = perf_csv_rows(text)
         assert rows and float(rows[0]["Inferences/Second"]) > 0, (host, rows)
-
-
-def test_site_is_idempotent(served) -> None:
-    fleet, _ = served
-    rc, output = playbook(fleet, "playbooks/site.yml")
-    assert rc == 0, output[-3000:]
-    recap = [line for line in output.splitlines() if " ok=" in line and "changed=" in line]
-    assert len(recap) == 2 and all("changed=0" in line for line in recap), recap
 
 
 def test_serving_ports_are_closed_to_other_hosts(served) -> None:
