@@ -29,31 +29,43 @@ for playbook in playbooks/*.yml; do
   echo "ok: $playbook"
 done
 
+# Two pytest workers: most of these tests use one core each.
 stage "unit tests"
-run_pytest -m unit -q
+run_pytest -m unit -q -n 2
 
 if $quick; then exit 0; fi
 
-stage "model zoo tests (real TensorFlow training and SavedModels)"
-run_pytest -m models -q
-
-stage "host images (built once, then cached)"
-python -m tests.fleet image --aarch64
-
 # Kept outside the clone so CI runs on this machine reuse the downloads (about 600 MB).
-stage "artifact store for the tests (filled once, then checked)"
 export RECBENCH_ARTIFACTS=${RECBENCH_ARTIFACTS:-/var/tmp/recbench-artifacts}
-ansible-playbook playbooks/artifacts.yml -e "artifact_store_dir=$RECBENCH_ARTIFACTS" | tail -n 3
-# TF-Serving cannot be built here: the stand-in is packaged as the same kind of artifact.
-python -m tests.tfserving_standin.package --store "$RECBENCH_ARTIFACTS" --arch x86_64 --arch aarch64
+mkdir -p logs
+# The host images (debootstrap, built once then cached) and the test artifact store (downloads, filled
+# once then checked) wait mostly on the network: they are made while the model zoo tests use the CPU.
+prepare_hosts() {
+  python -m tests.fleet image --aarch64
+  ansible-playbook playbooks/artifacts.yml -e "artifact_store_dir=$RECBENCH_ARTIFACTS" | tail -n 3
+  # TF-Serving cannot be built here: the stand-in is packaged as the same kind of artifact.
+  python -m tests.tfserving_standin.package --store "$RECBENCH_ARTIFACTS" --arch x86_64 --arch aarch64
+}
+stage "host images and test artifact store: started in the background (logs/prepare-hosts.log)"
+prepare_hosts >logs/prepare-hosts.log 2>&1 &
+preparing=$!
 
+stage "model zoo tests (real TensorFlow training and SavedModels)"
+models_rc=0
+run_pytest -m models -q -n 2 --durations=5 || models_rc=$?
+
+stage "host images and test artifact store: waiting for them"
+prepare_rc=0
+wait "$preparing" || prepare_rc=$?
+cat logs/prepare-hosts.log
+[ "$models_rc" -eq 0 ] || exit "$models_rc"
+[ "$prepare_rc" -eq 0 ] || { echo "test.sh: host images or artifact store failed (above)" >&2; exit "$prepare_rc"; }
+
+# Two scenarios at a time (each waits on containers about half the time); one log per scenario.
 stage "molecule"
-for scenario in molecule/*/molecule.yml; do
-  name=$(basename "$(dirname "$scenario")")
-  molecule test -s "$name"
-done
+python -m tests.molecule_all --lanes 2 --logs logs/molecule
 
 stage "fleet tests"
-run_pytest -m fleet -v
+run_pytest -m fleet -v --durations=15
 
 stage "done"
