@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,42 +25,9 @@ from modelzoo.readers import read_all
 from modelzoo.tfcompat import tf
 from modelzoo.train import train
 from tests.criteo_layouts import SAMPLE
+from tests.tfserving_standin.process import SERVER, free_port, metadata, start, wait_ready
 
 pytestmark = pytest.mark.models
-
-SERVER = Path(__file__).resolve().parents[1] / "tfserving_standin" / "server.py"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(*flags: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(SERVER), *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def metadata(port: int, model: str) -> get_model_metadata_pb2.GetModelMetadataResponse:
-    request = get_model_metadata_pb2.GetModelMetadataRequest()
-    request.model_spec.name = model
-    request.metadata_field.append("signature_def")
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        return prediction_service_pb2_grpc.PredictionServiceStub(channel).GetModelMetadata(request, timeout=5)
-
-
-def wait_ready(port: int, model: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            metadata(port, model)
-            return
-        except grpc.RpcError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from modelzoo.sweep import main as sweep_main
 from modelzoo.sweep import run_job
 from modelzoo.train import train
 from tests.criteo_layouts import SAMPLE
-from tests.models.test_standin import free_port, start, wait_ready
+from tests.tfserving_standin.process import free_port, start, wait_ready
 
 pytestmark = pytest.mark.models
 

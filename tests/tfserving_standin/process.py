@@ -1,0 +1,49 @@
+"""The TF-Serving stand-in as a local process: start it on a free port, wait until it answers."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SERVER = Path(__file__).resolve().parent / "server.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(*flags: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(SERVER), *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def metadata(port: int, model: str) -> object:
+    """GetModelMetadata for MODEL (a GetModelMetadataResponse); raises grpc.RpcError while not serving."""
+    import grpc
+    from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
+
+    request = get_model_metadata_pb2.GetModelMetadataRequest()
+    request.model_spec.name = model
+    request.metadata_field.append("signature_def")
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        return prediction_service_pb2_grpc.PredictionServiceStub(channel).GetModelMetadata(request, timeout=5)
+
+
+def wait_ready(port: int, model: str, seconds: float = 60) -> None:
+    import grpc
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            metadata(port, model)
+            return
+        except grpc.RpcError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
