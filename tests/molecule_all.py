@@ -29,6 +29,7 @@ EXPECTED_MINUTES = {
     "tfserving": 6,
     "tfserving_build": 3,
     "perf_analyzer_image": 2,
+    "perf_analyzer_registry": 2,
     "host_prep": 2,
     "nightly": 2,
     "artifact_store": 2,
