@@ -43,5 +43,11 @@ def bench_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     fleet.down(log=lambda _: None)
 
 
+@pytest.fixture(scope="session")
+def sited() -> set[str]:
+    """Names of the fleets on which site.yml has run to completion in this session: others skip it."""
+    return set()
+
+
 def inventory_of(fleet: Fleet) -> Path:
     return fleet.inventory

@@ -52,7 +52,9 @@ def snapshot(root: Path) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def benched(bench_fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fleet, Path, Path, str]]:
+def benched(
+    bench_fleet: Fleet, sited: set[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Fleet, Path, Path, str]]:
     assert (STORE / "manifest.json").is_file(), "scripts/test.sh fills the test artifact store first"
     work = tmp_path_factory.mktemp("bench")
     results = work / "results"
@@ -72,6 +74,7 @@ def benched(bench_fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Ite
     rc, output = bench(fleet, extra_vars)
     (work / "first-run.log").write_text(output)
     assert rc == 0, output[-6000:]
+    sited.add(fleet.name)
     yield fleet, results, extra_vars, output
 
 
