@@ -11,8 +11,10 @@ is non-zero if any failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -35,6 +37,9 @@ EXPECTED_MINUTES = {
     "artifact_store": 2,
     "artifact": 1,
 }
+# Scenarios that converge on this machine itself and share its state (the perf_analyzer role's local
+# fact in /etc/ansible/facts.d, the podman images): never two of one group at the same time.
+EXCLUSIVE_GROUPS = [{"perf_analyzer_image", "perf_analyzer_registry"}]
 TAIL_LINES = 120
 
 
@@ -54,13 +59,20 @@ def longest_first(scenarios: list[str]) -> list[str]:
     return sorted(scenarios, key=lambda name: -EXPECTED_MINUTES.get(name, 5))
 
 
+GROUP_LOCKS = [(group, threading.Lock()) for group in EXCLUSIVE_GROUPS]
+
+
 def run_scenario(scenario: str, logs: Path) -> Outcome:
     log = logs / f"{scenario}.log"
-    started = time.monotonic()
-    with log.open("w") as out:
-        returncode = subprocess.run(
-            ["molecule", "test", "-s", scenario], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        ).returncode
+    with contextlib.ExitStack() as held:
+        for group, lock in GROUP_LOCKS:
+            if scenario in group:
+                held.enter_context(lock)
+        started = time.monotonic()
+        with log.open("w") as out:
+            returncode = subprocess.run(
+                ["molecule", "test", "-s", scenario], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            ).returncode
     return Outcome(scenario, returncode, time.monotonic() - started, log)
 
 

@@ -61,3 +61,26 @@ def test_every_scenario_has_an_expected_duration_and_the_longest_start_first() -
     order = molecule_all.longest_first(molecule_all.all_scenarios())
     minutes = [molecule_all.EXPECTED_MINUTES[name] for name in order]
     assert minutes == sorted(minutes, reverse=True)
+
+
+def test_scenarios_sharing_this_machine_never_overlap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `molecule` that records when each scenario starts and ends, and takes a moment."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    spans = tmp_path / "spans"
+    script = bin_dir / "molecule"
+    script.write_text(f'#!/bin/sh\necho "start $3" >> {spans}\nsleep 0.3\necho "end $3" >> {spans}\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    (group,) = molecule_all.EXCLUSIVE_GROUPS
+    assert molecule_all.main(["--logs", str(tmp_path / "logs"), "--lanes", "4", *sorted(group), "artifact"]) == 0
+    events = spans.read_text().split("\n")
+    running: set[str] = set()
+    for event in filter(None, events):
+        what, name = event.split()
+        if what == "start":
+            assert not (running & group and name in group), events
+            running.add(name)
+        else:
+            running.discard(name)
+    assert {e.split()[1] for e in filter(None, events)} == group | {"artifact"}
