@@ -33,7 +33,8 @@ def artifact_name(version: str, arch: str, onednn: bool = False) -> str:
     return f"tensorflow_model_server-{version}-{arch}-{'onednn' if onednn else 'plain'}.tar.gz"
 
 
-def _manifest_tool() -> object:
+def manifest_tool() -> object:
+    """The store's manifest tool (a role file, not a package), loaded as a module."""
     path = REPO / "roles/artifact_store/files/artifact_manifest.py"
     spec = importlib.util.spec_from_file_location("artifact_manifest", path)
     module = importlib.util.module_from_spec(spec)
@@ -72,7 +73,7 @@ def package(store: Path, arch: str, version: str = "2.15.1", python: str = DEFAU
             _add(tar, "lib/standin/server.py", (HERE / "server.py").read_bytes(), 0o644)
             _add(tar, "build-info.json", (json.dumps(build_info, indent=2) + "\n").encode(), 0o644)
     partial.replace(target)
-    _manifest_tool().add(store, target, "tfserving", arch, "tensorflow_model_server", version)
+    manifest_tool().add(store, target, "tfserving", arch, "tensorflow_model_server", version)
     return target
 
 

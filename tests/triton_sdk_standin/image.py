@@ -13,7 +13,6 @@ role under test has to load it.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import re
 import shutil
@@ -23,7 +22,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.tfserving_standin.package import manifest_tool
+
 DEFAULT_IMAGE = "localhost/recbench-triton-sdk-standin:24.05"
 DEFAULT_ARCHIVE = "images/triton-sdk-standin-24.05-x86_64.tar"
 LIBRARY_DIR = "/usr/local/lib"
@@ -77,15 +77,6 @@ def podman(*args: str, data: bytes | None = None) -> str:
     if proc.returncode != 0:
         raise SystemExit(f"podman {args[0]} failed: {proc.stderr.decode(errors='replace').strip()}")
     return proc.stdout.decode(errors="replace")
-
-
-def manifest_tool() -> object:
-    spec = importlib.util.spec_from_file_location(
-        "artifact_manifest", REPO / "roles/artifact_store/files/artifact_manifest.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def build(store: Path, image: str = DEFAULT_IMAGE, archive: str = DEFAULT_ARCHIVE) -> Path:
