@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench import facts
 from collect.ingest import ingest
 from collect.nightly import DEFAULT_PLAYBOOK
 from collect.store import DEFAULT_DB, Store, StoreError
@@ -33,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
     pul = sub.add_parser("pull", help="fetch new result files from every host of an inventory (SFTP)")
     pul.add_argument("-i", "--inventory", type=Path, required=True, help="Ansible inventory of the fleet")
     pul.add_argument("--limit", default="all", help="group or host (default: all)")
-    pul.add_argument("--remote-dir", default="/opt/recbench/results", help="results root on the hosts")
+    pul.add_argument("--remote-dir", default=facts.RESULTS_ROOT, help="results root on the hosts")
     pul.add_argument("--dest", type=Path, default=Path("results"), help="results root here (default: results)")
     pul.add_argument("--run", help="only this run id")
     pul.add_argument("--timeout", type=float, default=15.0, help="seconds per SSH operation")

@@ -15,7 +15,6 @@ BATCH = 500
 
 @dataclass
 class IngestReport:
-    seen: int = 0
     added: int = 0
     already_stored: int = 0
     problems: list[str] = field(default_factory=list)
@@ -33,7 +32,6 @@ def ingest(root: Path, store: Store, progress: Callable[[int, int], None] | None
         pending.clear()
 
     for number, directory in enumerate(directories, start=1):
-        report.seen += 1
         try:
             pending.append(load_instance(directory))
         except ResultError as err:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import facts
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PLAYBOOK = REPO / "playbooks" / "bench.yml"
 
@@ -120,7 +122,7 @@ def nightly(options: NightlyOptions, say: Callable[[str], None] = print) -> Nigh
 
     if not options.inventory.exists():
         raise NightlyError(f"inventory {options.inventory} does not exist")
-    run_id = options.run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_id = options.run_id or facts.new_run_id()
     log_dir = options.logs / run_id
     with exclusive(options.lock):
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -141,7 +143,7 @@ def nightly(options: NightlyOptions, say: Callable[[str], None] = print) -> Nigh
             # The fetch stage may have missed a host that dropped off: pull what it left behind.
             reports = pull(
                 targets(options.inventory, options.limit),
-                "/opt/recbench/results",
+                facts.RESULTS_ROOT,
                 options.results,
                 run_id,
                 options.pull_timeout,

@@ -12,14 +12,12 @@ import stat
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import paramiko
 
 from collect.inventory import SshTarget
-
-REMOTE_RESULTS = "/opt/recbench/results"
 
 
 @dataclass
@@ -29,7 +27,6 @@ class PullReport:
     already_here: int = 0
     error: str | None = None
     attempts: int = 0
-    files: list[str] = field(default_factory=list)
 
 
 def _connect(target: SshTarget, timeout: float) -> paramiko.SSHClient:
@@ -91,7 +88,6 @@ def pull_host(
                     sftp.get(str(path), str(partial))
                     os.replace(partial, local)
                     report.fetched += 1
-                    report.files.append(str(relative))
             report.error = None
             return report
         except paramiko.BadHostKeyException as err:

@@ -25,9 +25,7 @@ class ReportError(ValueError):
 @dataclass
 class Report:
     directory: Path
-    best: pd.DataFrame
     regressions: pd.DataFrame
-    failures: pd.DataFrame
 
 
 def run_order(store: Store) -> list[str]:
@@ -125,4 +123,4 @@ def build_report(store: Store, run_id: str | None, out_root: Path, baseline: Pat
         + "</body></html>"
     )
     (directory / "report.html").write_text(page)
-    return Report(directory, best, found, failed)
+    return Report(directory, found)

@@ -1,5 +1,4 @@
-"""The results tree the pipeline brings home:
-<root>/<run_id>/<host>/<model>/<config_id>/<instance>/{perf.csv, metadata.json}."""
+"""Reading the results tree the pipeline brings home (its layout: bench.layout)."""
 
 from __future__ import annotations
 
@@ -9,21 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.layout import CSV_NAME, META_NAME, METADATA_KEYS, SCHEMA, STATUSES, is_staging
 from collect.perfcsv import PerfCsvError, PerfPoint, parse_perf_csv
-
-METADATA_KEYS = (
-    "run_id",
-    "host",
-    "model",
-    "config_id",
-    "config",
-    "instance",
-    "status",
-    "levels_expected",
-    "levels_reached",
-    "levels_failed",
-)
-STATUSES = ("complete", "partial", "failed")
 
 
 class ResultError(ValueError):
@@ -50,13 +36,13 @@ class InstanceResult:
 
 def instance_dirs(root: Path) -> Iterator[Path]:
     """Every finished instance directory (the runner renames staging directories when done)."""
-    for meta in sorted(root.glob("*/*/*/*/*/metadata.json")):
-        if not meta.parent.name.startswith("."):
+    for meta in sorted(root.glob(f"*/*/*/*/*/{META_NAME}")):
+        if not is_staging(meta.parent):
             yield meta.parent
 
 
 def load_instance(directory: Path) -> InstanceResult:
-    meta_path = directory / "metadata.json"
+    meta_path = directory / META_NAME
     try:
         raw = meta_path.read_bytes()
         meta = json.loads(raw)
@@ -66,6 +52,8 @@ def load_instance(directory: Path) -> InstanceResult:
         raise ResultError(f"{meta_path}: corrupt JSON: {err}") from None
     if not isinstance(meta, dict):
         raise ResultError(f"{meta_path}: not a JSON object")
+    if meta.get("schema", SCHEMA) != SCHEMA:
+        raise ResultError(f"{meta_path}: schema {meta['schema']!r}, this collector reads schema {SCHEMA}")
     missing = [key for key in METADATA_KEYS if key not in meta]
     if missing:
         raise ResultError(f"{meta_path}: missing {', '.join(missing)}")
@@ -78,7 +66,7 @@ def load_instance(directory: Path) -> InstanceResult:
         raise ResultError(f"{meta_path}: status {meta['status']!r} is not one of {', '.join(STATUSES)}")
     digest = hashlib.sha256(raw)
     points: list[PerfPoint] = []
-    csv_path = directory / "perf.csv"
+    csv_path = directory / CSV_NAME
     if csv_path.is_file():
         csv_bytes = csv_path.read_bytes()
         try:

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import yaml
 
+from bench import facts
 from modelzoo.schema import DATASETS, Dataset
 
 CONFIG_DIR = Path(__file__).with_name("configs")
-# The models, in the seed's order; each has configs/<name>.yaml and models/<name>.py.
-MODEL_NAMES = ["wide_and_deep", "dlrm", "deepfm", "dffm", "dssm"]
-REQUIRED = {"dataset", "hash_buckets", "embedding_dim", "optimizer", "learning_rate", "batch_size"}
+# The models (bench.facts), in the seed's order; each has configs/<name>.yaml and models/<name>.py.
+MODEL_NAMES = facts.MODELS
+REQUIRED = {"hash_buckets", "embedding_dim", "optimizer", "learning_rate", "batch_size"}
 OPTIMIZERS = {"adam", "adagrad", "sgd"}
 
 
@@ -27,8 +28,11 @@ def load_config(model: str, path: Path | None = None) -> dict:
     missing = REQUIRED - set(config)
     if missing:
         raise ConfigError(f"{path}: missing {', '.join(sorted(missing))}")
-    if config["dataset"] not in DATASETS:
-        raise ConfigError(f"{path}: dataset must be one of {', '.join(DATASETS)}, not {config['dataset']!r}")
+    if model not in MODEL_NAMES:
+        raise ConfigError(f"{path}: {model!r} is not one of the models {', '.join(MODEL_NAMES)}")
+    if "dataset" in config:
+        raise ConfigError(f"{path}: the data set of a model is a fact of bench/facts.py, not a hyperparameter")
+    config["dataset"] = facts.dataset_of(model)
     if config["optimizer"] not in OPTIMIZERS:
         raise ConfigError(f"{path}: optimizer must be one of {', '.join(sorted(OPTIMIZERS))}")
     for key in ("hash_buckets", "embedding_dim", "batch_size"):

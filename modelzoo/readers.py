@@ -3,7 +3,7 @@
 Criteo comes in three layouts, told apart by the first line:
   kaggle      train.txt / dac_sample.txt: no header, TAB separated
   csv         the seed benchmark's train.csv / eval.csv: no header, comma separated
-  csv-header  comma separated with a header line (like shared/data/criteo_sample.csv)
+  csv-header  comma separated with a header line (like tests/data/criteo_sample.csv)
 Taobao comes in EasyRec's comma separated layout, with or without a header line.
 
 Missing values behave as in the seed: an empty dense value is 0, an empty category is "".

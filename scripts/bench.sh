@@ -9,20 +9,20 @@ cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
 # shellcheck source=/dev/null
 source .venv/bin/activate
-export CONTAINERS_CONF="$PWD/tests/fleet/containers.conf"
+export CONTAINERS_CONF="$PWD/sim/fleet/containers.conf"
 
 inventory=${RECBENCH_INVENTORY:-}
 store=${RECBENCH_ARTIFACTS:-$PWD/artifacts}
 results=${RECBENCH_RESULTS:-$PWD/results}
-run_id=${RECBENCH_RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)}
+run_id=${RECBENCH_RUN_ID:-$(python -m bench.facts run-id)}
 sizes=()
 if [ -z "$inventory" ]; then
-  python -m tests.fleet up "${RECBENCH_FLEET_HOSTS:-2}"
+  python -m sim.fleet up "${RECBENCH_FLEET_HOSTS:-2}"
   inventory=.fleet/inventory.yml
   arch=$(uname -m)
   ansible-playbook playbooks/artifacts.yml -e "artifact_store_dir=$store" -e "{\"artifact_store_arches\": [\"$arch\"]}"
   # No TF-Serving build here (Bazel needs the internet): the simulated fleet serves with the stand-in.
-  python -m tests.tfserving_standin.package --store "$store" --arch "$arch"
+  python -m sim.tfserving_standin.package --store "$store" --arch "$arch"
   sizes=(-e @scripts/simulated-fleet.yml)
 fi
 status=0
@@ -37,7 +37,7 @@ if [ -d "$results/$run_id" ]; then
   python -m collect best --run "$run_id" --db "$results/recbench.sqlite" || true
 fi
 if [ -z "${RECBENCH_INVENTORY:-}" ]; then
-  python -m tests.fleet status
-  echo "simulated fleet still up: 'python -m tests.fleet down' removes it"
+  python -m sim.fleet status
+  echo "simulated fleet still up: 'python -m sim.fleet down' removes it"
 fi
 exit "$status"

@@ -8,7 +8,7 @@ quick=false
 ./scripts/bootstrap.sh
 # shellcheck source=/dev/null
 source .venv/bin/activate
-export CONTAINERS_CONF="$PWD/tests/fleet/containers.conf"
+export CONTAINERS_CONF="$PWD/sim/fleet/containers.conf"
 export ANSIBLE_NOCOLOR=1 PY_COLORS=0 ANSIBLE_FORCE_COLOR=0
 started=$SECONDS
 stage() { printf '\n=== %s (%ds)\n' "$*" $((SECONDS - started)); }
@@ -41,10 +41,10 @@ mkdir -p logs
 # The host images (debootstrap, built once then cached) and the test artifact store (downloads, filled
 # once then checked) wait mostly on the network: they are made while the model zoo tests use the CPU.
 prepare_hosts() {
-  python -m tests.fleet image --aarch64
+  python -m sim.fleet image --aarch64
   ansible-playbook playbooks/artifacts.yml -e "artifact_store_dir=$RECBENCH_ARTIFACTS" | tail -n 3
   # TF-Serving cannot be built here: the stand-in is packaged as the same kind of artifact.
-  python -m tests.tfserving_standin.package --store "$RECBENCH_ARTIFACTS" --arch x86_64 --arch aarch64
+  python -m sim.tfserving_standin.package --store "$RECBENCH_ARTIFACTS" --arch x86_64 --arch aarch64
 }
 stage "host images and test artifact store: started in the background (logs/prepare-hosts.log)"
 prepare_hosts >logs/prepare-hosts.log 2>&1 &

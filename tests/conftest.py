@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -28,6 +30,16 @@ def run(cmd: list[str], timeout: float = 600, **extra_env: str) -> subprocess.Co
     return subprocess.run(
         cmd, cwd=REPO, env=ansible_env(**extra_env), capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def load_plugin(relative: str) -> ModuleType:
+    """An Ansible plugin file of the repository as a module, to test its functions directly."""
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The three Criteo layouts, derived from the 200 real rows in shared/data/criteo_sample.csv."""
+"""The three Criteo layouts, derived from the 200 real rows in tests/data/criteo_sample.csv."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests.conftest import REPO
 
-SAMPLE = REPO.parent / "shared" / "data" / "criteo_sample.csv"
+SAMPLE = REPO / "tests" / "data" / "criteo_sample.csv"
 
 
 def _kaggle_field(value: str, index: int) -> str:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
+from bench.layout import CSV_NAME, instance_metadata, publish_instance, staging_dir
 from tests.conftest import REPO
 
 FIXTURES = REPO / "tests" / "fixtures" / "perf_analyzer"
@@ -23,14 +23,14 @@ def runner_metadata(
     concurrency_range: str = "1:4:1",
     batch_size: int = 16,
 ) -> dict:
-    """metadata.json as modelzoo.sweep writes it (the fields the collector reads)."""
-    return {
-        "schema": 1,
+    """metadata.json as the sweep runner writes it (bench.layout.instance_metadata), for a result with
+    these levels reached and failed."""
+    job = {
         "run_id": run,
         "host": host,
         "model": model,
-        "config_id": config,
         "config": {
+            "config_id": config,
             "mode": "entire",
             "batch_size": batch_size,
             "concurrency_range": concurrency_range,
@@ -39,12 +39,10 @@ def runner_metadata(
             "xla": False,
             "onednn": False,
         },
-        "instance": {"name": instance, "port": 8500},
-        "status": status,
-        "levels_expected": sorted(reached + failed),
-        "levels_reached": reached,
-        "levels_failed": failed,
     }
+    meta = instance_metadata(job, {"name": instance, "port": 8500}, sorted(reached + failed), reached, [], "")
+    assert meta["status"] == status, f"levels {reached} reached, {failed} failed make {meta['status']}, not {status}"
+    return meta
 
 
 def place(
@@ -59,13 +57,14 @@ def place(
     reached: list[int],
     failed: list[int],
 ) -> Path:
-    """One instance directory holding a real perf_analyzer CSV from the fixtures (or none)."""
+    """One instance directory holding a real perf_analyzer CSV from the fixtures (or none), published
+    the way the sweep runner publishes it."""
     directory = root / run / host / model / config / instance
-    directory.mkdir(parents=True)
+    staging = staging_dir(directory)
+    staging.mkdir(parents=True)
     if fixture:
-        shutil.copy(FIXTURES / fixture, directory / "perf.csv")
-    meta = runner_metadata(run, host, model, config, instance, status, reached, failed)
-    (directory / "metadata.json").write_text(json.dumps(meta))
+        shutil.copy(FIXTURES / fixture, staging / CSV_NAME)
+    publish_instance(staging, directory, runner_metadata(run, host, model, config, instance, status, reached, failed))
     return directory
 
 

@@ -13,16 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from collect.sweeps import configs_for
+from bench import facts
+from bench.sweeps import configs_for
+from sim.fleet.fleet import Fleet
+from sim.fleet.podman import podman
 from tests.conftest import run
-from tests.fleet.fleet import Fleet
-from tests.fleet.podman import podman
 
 pytestmark = pytest.mark.fleet
 
 STORE = Path(os.environ.get("RECBENCH_ARTIFACTS", "/var/tmp/recbench-artifacts"))
 RUN_ID = "fleet-bench"
-MODELS = ["wide_and_deep", "dlrm", "deepfm", "dffm", "dssm"]
+MODELS = facts.MODELS
 # The point whose server is stopped while perf_analyzer measures it: the first dlrm config (single).
 VICTIM_HOST, VICTIM_MODEL = "kunpeng-02", "dlrm"
 # The model tonight's nightly run benches (its history was faked 5x faster).

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from sim.fleet.fleet import Fleet
+from sim.fleet.podman import podman, podman_succeeds
 from tests.conftest import run
-from tests.fleet.fleet import Fleet
-from tests.fleet.podman import podman, podman_succeeds
 
 pytestmark = pytest.mark.fleet
 
@@ -106,7 +106,7 @@ def test_status_notices_a_stopped_host_and_up_brings_it_back(fleet: Fleet) -> No
 
 
 def test_cli_status_and_down(fleet: Fleet) -> None:
-    base = ["python", "-m", "tests.fleet", "--dir", str(fleet.state_dir), "--name", fleet.name]
+    base = ["python", "-m", "sim.fleet", "--dir", str(fleet.state_dir), "--name", fleet.name]
     status = run([*base, "status"])
     assert status.returncode == 0, status.stderr
     assert status.stdout.count("ssh=ok") == 2

@@ -9,9 +9,9 @@ import pytest
 
 from collect.inventory import targets
 from collect.pull import pull
+from sim.fleet.fleet import Fleet
+from sim.fleet.podman import podman
 from tests.conftest import run
-from tests.fleet.fleet import Fleet
-from tests.fleet.podman import podman
 from tests.results_tree import place
 
 pytestmark = pytest.mark.fleet

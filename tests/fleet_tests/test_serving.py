@@ -19,10 +19,10 @@ from modelzoo.config import dataset_of, load_config
 from modelzoo.export import export
 from modelzoo.perf_input import write_perf_input
 from modelzoo.train import train
+from sim.fleet.fleet import Fleet
+from sim.fleet.podman import podman
 from tests.conftest import run
 from tests.criteo_layouts import SAMPLE
-from tests.fleet.fleet import Fleet
-from tests.fleet.podman import podman
 
 pytestmark = pytest.mark.fleet
 

@@ -24,8 +24,8 @@ from modelzoo.export import export
 from modelzoo.readers import read_all
 from modelzoo.tfcompat import tf
 from modelzoo.train import train
+from sim.tfserving_standin.process import SERVER, free_port, metadata, start, wait_ready
 from tests.criteo_layouts import SAMPLE
-from tests.tfserving_standin.process import SERVER, free_port, metadata, start, wait_ready
 
 pytestmark = pytest.mark.models
 

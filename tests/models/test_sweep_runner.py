@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from collect.sweeps import configs_for
+from bench.sweep import main as sweep_main
+from bench.sweep import run_job
+from bench.sweeps import configs_for
 from modelzoo.config import dataset_of, load_config
 from modelzoo.export import export
 from modelzoo.perf_input import write_perf_input
-from modelzoo.sweep import main as sweep_main
-from modelzoo.sweep import run_job
 from modelzoo.train import train
+from sim.tfserving_standin.process import free_port, start, wait_ready
 from tests.criteo_layouts import SAMPLE
-from tests.tfserving_standin.process import free_port, start, wait_ready
 
 pytestmark = pytest.mark.models
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from modelzoo.train_stage import main as stage_main
-from modelzoo.train_stage import run_job
+from bench.train_stage import main as stage_main
+from bench.train_stage import run_job
 from tests.criteo_layouts import SAMPLE
 
 pytestmark = pytest.mark.models

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fleet.fleet import Fleet, FleetError
-from tests.fleet.keys import generate_keypair, known_hosts_line
+from sim.fleet.fleet import Fleet, FleetError
+from sim.fleet.keys import generate_keypair, known_hosts_line
 
 pytestmark = pytest.mark.unit
 

@@ -26,7 +26,7 @@ def test_the_three_layouts_are_detected_and_read_the_same(layouts: dict[str, Pat
         batches[layout] = read_all(path, CRITEO)
     reference = batches["csv-header"]
     assert len(reference) == 200
-    assert reference.labels.sum() == 49  # the sample's positives (shared/data/README.md)
+    assert reference.labels.sum() == 49  # the sample's positives (tests/data/README.md)
     for batch in batches.values():
         np.testing.assert_array_equal(batch.labels, reference.labels)
         np.testing.assert_array_equal(batch.dense, reference.dense)

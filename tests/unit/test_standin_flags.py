@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tfserving_standin.server import FlagError, parse_flags, usage
+from sim.tfserving_standin.server import FlagError, parse_flags, usage
 
 pytestmark = pytest.mark.unit
 

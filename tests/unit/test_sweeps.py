@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from collect.sweeps import SWEEP_DIR, SweepError, configs_for, expand, load_definition, main
+from bench.sweeps import SWEEP_DIR, SweepError, configs_for, expand, load_definition, main
 
 pytestmark = pytest.mark.unit
 

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import load_plugin
 
 pytestmark = pytest.mark.unit
 
-spec = importlib.util.spec_from_file_location(
-    "tfserving_build_filters", REPO / "roles/tfserving_build/filter_plugins/tfserving_build.py"
-)
-filters = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(filters)
+filters = load_plugin("roles/tfserving_build/filter_plugins/tfserving_build.py")
 TARGET = "//tensorflow_serving/model_servers:tensorflow_model_server"
 
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Pack a Python package directory into a reproducible tar.gz: sorted names, fixed times and owners, no
-bytecode. The same sources always give the same bytes, so copying the bundle to a host changes
+"""Pack Python package directories into one reproducible tar.gz: sorted names, fixed times and owners,
+no bytecode. The same sources always give the same bytes, so copying the bundle to a host changes
 something only when the code did.
 
-    bundle.py SOURCE_DIR OUTPUT.tar.gz      prints "written <sha256>" or "unchanged <sha256>"
+    bundle.py OUTPUT.tar.gz PACKAGE_DIR [PACKAGE_DIR ...]      prints "written <sha256>" or "unchanged <sha256>"
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ def members(source: Path) -> list[Path]:
     )
 
 
-def bundle_bytes(source: Path) -> bytes:
+def bundle_bytes(sources: list[Path]) -> bytes:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in members(source):
+        for source, path in ((s, p) for s in sorted(sources, key=lambda s: s.name) for p in members(s)):
             info = tarfile.TarInfo(f"{source.name}/{path.relative_to(source).as_posix()}")
             data = path.read_bytes()
             info.size, info.mode, info.mtime = len(data), 0o644, 0
@@ -43,14 +43,15 @@ def bundle_bytes(source: Path) -> bytes:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
+    if len(argv) < 2:
         print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
         return 2
-    source, output = Path(argv[0]), Path(argv[1])
-    if not (source / "__init__.py").is_file():
-        print(f"bundle: {source} is not a Python package", file=sys.stderr)
-        return 2
-    data = bundle_bytes(source)
+    output, sources = Path(argv[0]), [Path(arg) for arg in argv[1:]]
+    for source in sources:
+        if not (source / "__init__.py").is_file():
+            print(f"bundle: {source} is not a Python package", file=sys.stderr)
+            return 2
+    data = bundle_bytes(sources)
     digest = hashlib.sha256(data).hexdigest()
     if output.is_file() and output.read_bytes() == data:
         print(f"unchanged {digest}")

@@ -1,4 +1,5 @@
-"""Filters of the sweep role: where each server and client of a configuration runs.
+"""Filters of the sweep role: where each server and client of a configuration runs, the server
+instances the tfserving role starts for it, and the version of each model TF-Serving serves.
 
 `entire`: one server per NUMA node, bound to that node, and one client per node pinned to the same
 node (the seed's layout; the machine's throughput is the sum of the instances'). `single`: one server
@@ -46,7 +47,9 @@ def _instance(model: str, node: dict, port: int, server: str, client: str, note:
     }
 
 
-def sweep_instances(config: dict, numa_nodes: list[dict], base_port: int = 8500, port_step: int = 10) -> list[dict]:
+def sweep_instances(config: dict, numa_nodes: list[dict], base_port: int, port_step: int) -> list[dict]:
+    """The instances of CONFIG; the server on NUMA node N listens on base_port + port_step * N."""
+    base_port, port_step = int(base_port), int(port_step)
     if not numa_nodes:
         raise ValueError("sweep: the host fact lists no NUMA node (run host_prep first)")
     model, mode = config["model"], config["mode"]
@@ -70,6 +73,42 @@ def sweep_instances(config: dict, numa_nodes: list[dict], base_port: int = 8500,
     return [_instance(model, first, port, server, client, note)]
 
 
+def sweep_server_instances(instances: list[dict], config: dict, models_dir: str) -> list[dict]:
+    """What role tfserving needs to start the servers of CONFIG's instances."""
+    return [
+        {
+            "model": config["model"],
+            "numa_node": instance["numa_node"],
+            "cpus": instance["server_cpus"],
+            "port": instance["port"],
+            "base_path": f"{models_dir}/{config['model']}",
+            "intra": config["intra"],
+            "inter": config["inter"],
+            "xla": config["xla"],
+            "onednn": config["onednn"],
+        }
+        for instance in instances
+    ]
+
+
+def sweep_served_versions(find_results: list[dict]) -> dict:
+    """Per model (the loop item of a find for saved_model.pb two levels down), the highest numeric
+    version directory (the one TF-Serving serves), or None when it has none."""
+    served: dict = {}
+    for result in find_results:
+        versions = [
+            int(name)
+            for name in (str(found["path"]).rstrip("/").split("/")[-2] for found in result.get("files", []))
+            if name.isdigit()
+        ]
+        served[result["item"]] = max(versions) if versions else None
+    return served
+
+
 class FilterModule:
     def filters(self) -> dict:
-        return {"sweep_instances": sweep_instances}
+        return {
+            "sweep_instances": sweep_instances,
+            "sweep_server_instances": sweep_server_instances,
+            "sweep_served_versions": sweep_served_versions,
+        }

@@ -20,6 +20,7 @@ import time
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -184,7 +185,7 @@ def log(message: str) -> None:
     print(f"{stamp}: I tensorflow_serving/standin] {message}", file=sys.stderr, flush=True)
 
 
-def make_services(holder: ModelHolder):
+def make_services(holder: ModelHolder) -> tuple[object, object, ModuleType, ModuleType]:
     import grpc
     import tensorflow as tf_root
     from tensorflow_serving.apis import (

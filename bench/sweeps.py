@@ -11,16 +11,16 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
 
+from bench.layout import levels_of, parse_range
+
 SWEEP_DIR = Path(__file__).resolve().parents[1] / "playbooks" / "sweeps"
 MODES = ("single", "entire")
 DISTRIBUTIONS = ("constant", "poisson")
-RANGE = re.compile(r"^(\d+):(\d+)(?::(\d+))?$")
 
 # key -> (type, lists allowed); lists are the axes the configs are the product of.
 AXES = {
@@ -75,21 +75,10 @@ class SweepConfig:
 
     @property
     def concurrency_levels(self) -> list[int]:
-        start, end, step = parse_range(self.concurrency_range)
-        return list(range(start, end + 1, step))
+        return levels_of(self.concurrency_range)
 
     def as_record(self) -> dict[str, object]:
         return {"config_id": self.config_id, **asdict(self)}
-
-
-def parse_range(text: str) -> tuple[int, int, int]:
-    match = RANGE.match(text)
-    if not match:
-        raise ValueError(f"concurrency range {text!r} is not start:end[:step]")
-    start, end, step = int(match.group(1)), int(match.group(2)), int(match.group(3) or 1)
-    if start < 1 or end < start or step < 1:
-        raise ValueError(f"concurrency range {text!r} needs 1 <= start <= end and step >= 1")
-    return start, end, step
 
 
 def _load(path: Path) -> dict:
@@ -187,11 +176,11 @@ def configs_for(models: list[str], profile: str | None = None, directory: Path =
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m collect.sweeps --profile ci dlrm dssm`: the configs as a JSON list (the sweep role's input)."""
+    """`python -m bench.sweeps --profile ci dlrm dssm`: the configs as a JSON list (the sweep role's input)."""
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m collect.sweeps", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.sweeps", description=main.__doc__)
     parser.add_argument("models", nargs="+", help="models whose definitions to expand")
     parser.add_argument("--profile", default="", help="profile under profiles/ overriding every definition")
     parser.add_argument("--directory", type=Path, default=SWEEP_DIR, help="where the definitions are")

@@ -3,7 +3,7 @@ bulk CSV import (`.import`) of the same files. Prints figures; asserts nothing.
 
 The issue's full size is ~100 hosts x 5 models x 20 configs x 10 points x 365 nights (36.5 M points,
 3.65 M result directories); --nights and --hosts scale it down to what a small machine holds, and the
-rates are what carries over. Run inside .venv: python tests/benchmarks/collector_ingest.py [--nights 7]
+rates are what carries over. Run inside .venv: python benchmarks/collector_ingest.py [--nights 7]
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import facts
+from bench.layout import instance_metadata
 from collect.ingest import ingest
 from collect.report import build_report
 from collect.store import Store
-from tests.results_tree import runner_metadata
 
-MODELS = ["wide_and_deep", "dlrm", "deepfm", "dffm", "dssm"]
+MODELS = facts.MODELS
 HEADER = (
     "Concurrency,Inferences/Second,Client Send,Client Recv,p50 latency,p90 latency,p95 latency,"
     "p99 latency,Avg latency,request/response,response wait\n"
@@ -56,18 +57,22 @@ def generate(root: Path, nights: int, hosts: int, configs: int, points: int, see
                     rng.shuffle(rows)  # perf_analyzer sorts by throughput, not concurrency
                     (directory / "perf.csv").write_text(HEADER + "".join(rows))
                     levels = list(range(1, points + 1))
-                    meta = runner_metadata(
-                        run,
-                        host,
-                        model,
-                        config,
-                        "numa0",
-                        "complete",
-                        levels,
-                        [],
-                        concurrency_range=f"1:{points}:1",
-                        batch_size=256,
-                    )
+                    job = {
+                        "run_id": run,
+                        "host": host,
+                        "model": model,
+                        "config": {
+                            "config_id": config,
+                            "mode": "entire",
+                            "batch_size": 256,
+                            "concurrency_range": f"1:{points}:1",
+                            "intra": 0,
+                            "inter": 0,
+                            "xla": False,
+                            "onednn": False,
+                        },
+                    }
+                    meta = instance_metadata(job, {"name": "numa0", "port": facts.BASE_PORT}, levels, levels, [], "")
                     (directory / "metadata.json").write_text(json.dumps(meta))
                     files += 1
     return files

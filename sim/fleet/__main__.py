@@ -1,4 +1,4 @@
-"""CLI of the simulated fleet: `python -m tests.fleet up N | down | status`."""
+"""CLI of the simulated fleet: `python -m sim.fleet up N | down | status`."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import platform
 import sys
 from pathlib import Path
 
-from tests.fleet.emulation import EmulationUnavailable
-from tests.fleet.fleet import DEFAULT_STATE_DIR, Fleet, FleetError
-from tests.fleet.image import ensure_image
-from tests.fleet.podman import PodmanError
+from sim.fleet.emulation import EmulationUnavailable
+from sim.fleet.fleet import DEFAULT_STATE_DIR, Fleet, FleetError
+from sim.fleet.image import ensure_image
+from sim.fleet.podman import PodmanError
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tests.fleet", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sim.fleet", description=__doc__)
     parser.add_argument(
         "--dir",
         type=Path,

@@ -1,7 +1,7 @@
 """Benchmark: bring up 3 simulated hosts from the cached image, and a no-change host_prep run on them.
 
 Prints figures; asserts nothing about speed (the machines are shared and noisy).
-Run from the repository root inside .venv: python tests/benchmarks/fleet_bringup.py
+Run from the repository root inside .venv: python benchmarks/fleet_bringup.py
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fleet.fleet import REPO_ROOT, Fleet
-from tests.fleet.image import ensure_image
+from sim.fleet.fleet import REPO_ROOT, Fleet
+from sim.fleet.image import ensure_image
 
 HOSTS = 3
 

@@ -1,6 +1,6 @@
 """Measure a served export with a given perf_analyzer command; print the CSV it wrote.
 
-  python -m tests.triton_sdk_standin.measure --perf-analyzer CMD --export DIR/<model> --workdir DIR
+  python -m sim.triton_sdk_standin.measure --perf-analyzer CMD --export DIR/<model> --workdir DIR
 
 Starts the TF-Serving stand-in on a free port serving DIR/<model>, waits until it answers, runs CMD
 (for `image` mode the wrapper that runs the container) from WORKDIR with a small concurrency sweep and
@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.tfserving_standin.process import free_port, start, wait_ready
+from sim.tfserving_standin.process import free_port, start, wait_ready
 
 
 def measure(perf_analyzer: str, export_dir: Path, workdir: Path) -> str:
@@ -44,7 +44,7 @@ def measure(perf_analyzer: str, export_dir: Path, workdir: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.triton_sdk_standin.measure", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sim.triton_sdk_standin.measure", description=__doc__)
     parser.add_argument("--perf-analyzer", required=True, help="the perf_analyzer command to run")
     parser.add_argument("--export", type=Path, required=True, help="a model zoo export: DIR/<model>/<version>/")
     parser.add_argument("--workdir", type=Path, required=True, help="where perf_analyzer runs and writes its CSV")

@@ -1,7 +1,7 @@
 """A stand-in for the Triton 24.05 SDK image, archived into an artifact store, for perf_analyzer's
 `image` mode where nvcr.io cannot be reached.
 
-  python -m tests.triton_sdk_standin.image --store DIR [--image NAME] [--archive images/NAME.tar]
+  python -m sim.triton_sdk_standin.image --store DIR [--image NAME] [--archive images/NAME.tar]
 
 The image holds the real perf_analyzer 2.46.0 (the binary the tritonclient wheel ships, which the SDK
 image carries too) at /usr/local/bin, with exactly the shared libraries it links: built FROM scratch
@@ -22,7 +22,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from tests.tfserving_standin.package import manifest_tool
+from sim.tfserving_standin.package import manifest_tool
 
 DEFAULT_IMAGE = "localhost/recbench-triton-sdk-standin:24.05"
 DEFAULT_ARCHIVE = "images/triton-sdk-standin-24.05-x86_64.tar"
@@ -96,7 +96,7 @@ def build(store: Path, image: str = DEFAULT_IMAGE, archive: str = DEFAULT_ARCHIV
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.triton_sdk_standin.image", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sim.triton_sdk_standin.image", description=__doc__)
     parser.add_argument("--store", type=Path, required=True, help="the artifact store (has manifest.json)")
     parser.add_argument("--image", default=DEFAULT_IMAGE, help=f"image name (default {DEFAULT_IMAGE})")
     parser.add_argument("--archive", default=DEFAULT_ARCHIVE, help=f"path in the store (default {DEFAULT_ARCHIVE})")

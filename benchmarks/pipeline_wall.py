@@ -6,7 +6,7 @@ for each host count N, train + sweep + fetch of a new run on the first N hosts (
 other). perf_analyzer's own time per host is the sum of the attempt times its points recorded; the
 share outside it compares that with the sweep stage's and the whole run's wall time. Prints figures;
 asserts nothing about speed (the machines are shared and noisy).
-Run from the repository root inside .venv: python tests/benchmarks/pipeline_wall.py [--hosts 1 2]
+Run from the repository root inside .venv: python benchmarks/pipeline_wall.py [--hosts 1 2]
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fleet.fleet import REPO_ROOT, Fleet
+from sim.fleet.fleet import REPO_ROOT, Fleet
 
 STORE = Path(os.environ.get("RECBENCH_ARTIFACTS", "/var/tmp/recbench-artifacts"))
 

@@ -1,6 +1,6 @@
 """Host side of the train stage: train, record and export the models of one run on this host.
 
-    python -m modelzoo.train_stage JOB.json
+    python -m bench.train_stage JOB.json
 
 The job (written by role `train`) names the run, the host, the models, the pinning modes (`single`:
 NUMA node 0's CPUs, `entire`: every CPU) and where data, work, models and results live. For each
@@ -13,7 +13,8 @@ nothing and installs the SavedModels one host trained for the whole fleet instea
 Everything already recorded for this run is skipped, so re-running a run repeats no work. A model
 that fails is recorded as failed with the end of its output and the others go on; the exit status
 is 1 when anything failed. Prints a JSON summary whose "changed" says whether anything was done.
-Standard library only: it runs in TensorFlow's virtualenv on the host.
+The job's `host_fact` names the host's fact executable, read into each training record
+(bench.hostfact). Standard library only: it runs in TensorFlow's virtualenv on the host.
 """
 
 from __future__ import annotations
@@ -25,24 +26,14 @@ import subprocess
 import sys
 import tarfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from modelzoo.jobfile import load_job
+from bench import facts
+from bench.hostfact import read_host_fact
+from bench.jobfile import load_job
+from bench.layout import SCHEMA, export_record_path, now, train_record_path, write_json
 
 TAIL_LINES = 20
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Atomically: a reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def next_version(base: Path) -> int:
@@ -56,11 +47,11 @@ def modelzoo(job: dict, args: list[str], cpus: str) -> tuple[int | None, str, fl
     began = time.monotonic()
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=float(job.get("timeout_s", 3600)), check=False
+            cmd, capture_output=True, text=True, timeout=float(job.get("timeout_s", facts.TRAIN_TIMEOUT_S)), check=False
         )
         code, output = proc.returncode, proc.stdout + proc.stderr
     except subprocess.TimeoutExpired:
-        code, output = None, f"timed out after {job.get('timeout_s', 3600)} s"
+        code, output = None, f"timed out after {job.get('timeout_s', facts.TRAIN_TIMEOUT_S)} s"
     return code, output, round(time.monotonic() - began, 3)
 
 
@@ -70,7 +61,7 @@ def tail(output: str) -> list[str]:
 
 def train_mode(job: dict, model: str, mode: dict, results: Path) -> str:
     """Train MODEL pinned as MODE says; return its status. A record already there is kept as it is."""
-    record_path = results / model / "train" / f"{mode['mode']}.json"
+    record_path = train_record_path(results, model, mode["mode"])
     if record_path.is_file():
         return json.loads(record_path.read_text())["status"]
     work = Path(job["work_dir"]) / mode["mode"]
@@ -81,7 +72,7 @@ def train_mode(job: dict, model: str, mode: dict, results: Path) -> str:
     started = now()
     code, output, seconds = modelzoo(job, args, mode.get("cpus", ""))
     record: dict = {
-        "schema": 1,
+        "schema": SCHEMA,
         "run_id": job["run_id"],
         "host": job["host"],
         "model": model,
@@ -93,7 +84,7 @@ def train_mode(job: dict, model: str, mode: dict, results: Path) -> str:
         "seconds": seconds,
         "started_at": started,
         "finished_at": now(),
-        "host_facts": job.get("host_facts", {}),
+        "host_facts": read_host_fact(job["host_fact"]) if job.get("host_fact") else {},
     }
     trainer_record = work / model / "train_record.json"
     if code == 0 and trainer_record.is_file():
@@ -107,7 +98,7 @@ def train_mode(job: dict, model: str, mode: dict, results: Path) -> str:
 
 def export_model(job: dict, model: str, results: Path) -> str:
     """Export the export mode's training as the next version under models_dir; return the status."""
-    record_path = results / model / "train" / "export.json"
+    record_path = export_record_path(results, model)
     if record_path.is_file():
         return json.loads(record_path.read_text())["status"]
     work = Path(job["work_dir"]) / job["export_mode"]
@@ -118,7 +109,7 @@ def export_model(job: dict, model: str, results: Path) -> str:
     code, output, seconds = modelzoo(
         job, ["export", f"--model={model}", f"--output={work}", f"--version={version}"], ""
     )
-    record: dict = {"schema": 1, "run_id": job["run_id"], "host": job["host"], "model": model, "seconds": seconds}
+    record: dict = {"schema": SCHEMA, "run_id": job["run_id"], "host": job["host"], "model": model, "seconds": seconds}
     exported = work / model / str(version)
     if code == 0 and exported.is_dir():
         # Same file system (both under the recbench base directory): the rename is atomic.
@@ -134,7 +125,7 @@ def export_model(job: dict, model: str, results: Path) -> str:
 
 def install_canonical(job: dict, model: str, archive: Path, results: Path) -> str:
     """Install the canonical SavedModel of MODEL (a tar.gz of one version directory) as the next version."""
-    record_path = results / model / "train" / "export.json"
+    record_path = export_record_path(results, model)
     if record_path.is_file():
         return json.loads(record_path.read_text())["status"]
     base = Path(job["models_dir"]) / model
@@ -155,7 +146,7 @@ def install_canonical(job: dict, model: str, archive: Path, results: Path) -> st
     write_json(
         record_path,
         {
-            "schema": 1,
+            "schema": SCHEMA,
             "run_id": job["run_id"],
             "host": job["host"],
             "model": model,
@@ -173,14 +164,14 @@ def run_job(job: dict) -> dict:
     results = Path(job["results_dir"])
     summary: dict = {"changed": False, "failed": [], "models": {}}
     for model in job["models"]:
-        exists_before = (results / model / "train" / "export.json").is_file()
+        exists_before = export_record_path(results, model).is_file()
         statuses: dict = {}
         archive = job.get("canonical_archives", {}).get(model)
         if archive:
             statuses["export"] = install_canonical(job, model, Path(archive), results)
         else:
             for mode in job["modes"]:
-                before = (results / model / "train" / f"{mode['mode']}.json").is_file()
+                before = train_record_path(results, model, mode["mode"]).is_file()
                 statuses[mode["mode"]] = train_mode(job, model, mode, results)
                 summary["changed"] |= not before
             if statuses.get(job["export_mode"]) == "complete":

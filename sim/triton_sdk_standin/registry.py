@@ -1,8 +1,8 @@
 """A private registry on this machine holding the SDK stand-in image, behind TLS and a password, for
 testing perf_analyzer's `image` mode pull with credentials (nvcr.io cannot be reached from here).
 
-  python -m tests.triton_sdk_standin.registry start --dir DIR --port PORT --archive FILE --image NAME
-  python -m tests.triton_sdk_standin.registry stop --dir DIR --port PORT
+  python -m sim.triton_sdk_standin.registry start --dir DIR --port PORT --archive FILE --image NAME
+  python -m sim.triton_sdk_standin.registry stop --dir DIR --port PORT
 
 `start` runs Debian's docker-registry (the CNCF distribution registry) on 127.0.0.1:PORT with a
 self-signed certificate that podman is told to trust (/etc/containers/certs.d/localhost:PORT/),
@@ -123,7 +123,7 @@ def stop(directory: Path, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.triton_sdk_standin.registry", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sim.triton_sdk_standin.registry", description=__doc__)
     parser.add_argument("action", choices=["start", "stop"])
     parser.add_argument("--dir", type=Path, required=True, help="the registry's files (storage, keys, log)")
     parser.add_argument("--port", type=int, required=True)

@@ -15,8 +15,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.fleet.emulation import enable_aarch64_emulation
-from tests.fleet.podman import podman, podman_succeeds
+from sim.fleet.emulation import enable_aarch64_emulation
+from sim.fleet.podman import podman, podman_succeeds
 
 IMAGE_REPO = "localhost/recbench-host"
 DEBIAN_SUITE = "bookworm"

@@ -1,4 +1,4 @@
-"""The job file of a host-side stage (`python -m modelzoo.<stage> JOB.json`): read, checked, or a
+"""The job file of a host-side stage (`python -m bench.<stage> JOB.json`): read, checked, or a
 one-line error. Standard library only: it runs on the benchmark hosts."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ def load_job(
     """The job named on the command line, or None after printing usage or `stage: path: what is wrong`."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print(f"usage: python -m modelzoo.{stage} JOB.json", file=sys.stderr)
+        print(f"usage: python -m bench.{stage} JOB.json", file=sys.stderr)
         return None
     try:
         job = json.loads(Path(args[0]).read_text())

@@ -1,6 +1,6 @@
 """Host side of a sweep: run the perf_analyzer clients of one (model, config) against its servers.
 
-    python -m modelzoo.sweep JOB.json
+    python -m bench.sweep JOB.json
 
 The job (written by the sweep stage) names the run, host, model, config knobs, the server
 instances (port, the CPUs the client is pinned to) and where results go. Each instance's client
@@ -12,45 +12,39 @@ of times, and what still fails is recorded as failed. Nothing here raises on a b
 
 Results of an instance land in <results_dir>/<instance>/ (perf.csv, attempt-N.csv and .log,
 metadata.json), written in a staging directory and renamed when complete, so a reader never sees
-half a result and a finished instance is never run or written again.
-Shipped with the host package; standard library only.
+half a result and a finished instance is never run or written again. The job's `host_fact`
+names the host's fact executable, read when the instance is recorded (bench.hostfact).
+Shipped to the hosts with the model zoo; standard library only.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import os
 import shutil
 import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from modelzoo.jobfile import load_job
+from bench import facts
+from bench.hostfact import read_host_fact
+from bench.jobfile import load_job
+from bench.layout import (
+    CSV_NAME,
+    META_NAME,
+    SERVER_ERROR_NAME,
+    instance_metadata,
+    levels_of,
+    now,
+    publish_instance,
+    read_rows,
+    staging_dir,
+    write_rows,
+)
 
-CSV_NAME = "perf.csv"
-META_NAME = "metadata.json"
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def levels_of(concurrency_range: str) -> list[int]:
-    parts = [int(p) for p in concurrency_range.split(":")]
-    start, end, step = parts[0], parts[1], parts[2] if len(parts) > 2 else 1
-    return list(range(start, end + 1, step))
-
-
-def read_rows(text: str) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a perf_analyzer CSV (rows come sorted by throughput, not concurrency)."""
-    reader = csv.DictReader(io.StringIO(text))
-    rows = [row for row in reader if row.get("Concurrency", "").strip().isdigit()]
-    return list(reader.fieldnames or []), rows
+REQUIRED = ("run_id", "host", "model", "config", "results_dir", "instances")
+DEFAULTS = {"timeout_s": facts.CLIENT_TIMEOUT_S, "retries": facts.CLIENT_RETRIES, "perf_analyzer": "perf_analyzer"}
 
 
 def perf_command(job: dict, instance: dict, levels: list[int], interval_ms: int, csv_path: Path) -> list[str]:
@@ -61,7 +55,7 @@ def perf_command(job: dict, instance: dict, levels: list[int], interval_ms: int,
     if instance.get("client_cpus"):
         cmd += ["taskset", "-c", str(instance["client_cpus"])]
     cmd += [
-        job.get("perf_analyzer", "perf_analyzer"),
+        job["perf_analyzer"],
         "-m",
         job["model"],
         "--service-kind",
@@ -101,22 +95,22 @@ def run_instance(job: dict, instance: dict, results_dir: Path) -> dict:
     if (final / META_NAME).is_file():
         meta = json.loads((final / META_NAME).read_text())
         return {**meta, "skipped": True}
-    staging = results_dir / f".{instance['name']}.partial"
+    staging = staging_dir(final)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     config = job["config"]
     expected = levels_of(config["concurrency_range"])
     if job.get("server_error"):
         # The servers never became ready: nothing to measure, but the point is recorded as failed.
-        (staging / "server-error.log").write_text(str(job["server_error"]) + "\n")
+        (staging / SERVER_ERROR_NAME).write_text(str(job["server_error"]) + "\n")
         return _record(job, instance, staging, final, expected, [], [], now(), {"server_error": job["server_error"]})
     interval = int(config["measurement_interval_ms"])
-    timeout = float(job.get("timeout_s", 600))
+    timeout = float(job["timeout_s"])
     header: list[str] = []
     by_level: dict[int, dict[str, str]] = {}
     attempts = []
     started = now()
-    for attempt in range(1, int(job.get("retries", 2)) + 2):
+    for attempt in range(1, int(job["retries"]) + 2):
         missing = [level for level in expected if level not in by_level]
         if not missing:
             break
@@ -157,12 +151,7 @@ def run_instance(job: dict, instance: dict, results_dir: Path) -> dict:
         interval *= 2  # a longer window is what stabilises a noisy level
     reached = sorted(level for level in expected if level in by_level)
     if header and by_level:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
-        writer.writeheader()
-        for level in reached:
-            writer.writerow(by_level[level])
-        (staging / CSV_NAME).write_text(buffer.getvalue())
+        write_rows(staging / CSV_NAME, header, [by_level[level] for level in reached])
     return _record(job, instance, staging, final, expected, reached, attempts, started, {})
 
 
@@ -178,32 +167,16 @@ def _record(
     extra: dict,
 ) -> dict:
     """Write metadata.json into the staging directory and publish it under its final name."""
-    config = job["config"]
-    failed = [level for level in expected if level not in reached]
-    meta = {
-        "schema": 1,
-        "run_id": job["run_id"],
-        "host": job["host"],
-        "model": job["model"],
-        "config_id": config["config_id"],
-        "config": config,
-        "instance": instance,
-        "status": "complete" if not failed else ("partial" if reached else "failed"),
-        "levels_expected": expected,
-        "levels_reached": reached,
-        "levels_failed": failed,
-        "attempts": attempts,
-        "started_at": started,
-        "finished_at": now(),
-        **{k: v for k, v in job.get("metadata", {}).items() if k not in ("status",)},
-        **extra,
-    }
-    (staging / META_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    os.replace(staging, final)
+    meta = instance_metadata(job, instance, expected, reached, attempts, started)
+    if job.get("host_fact"):
+        meta["host_facts"] = read_host_fact(job["host_fact"])
+    meta |= extra
+    publish_instance(staging, final, meta)
     return {**meta, "skipped": False}
 
 
 def run_job(job: dict) -> dict:
+    job = DEFAULTS | job
     results_dir = Path(job["results_dir"])
     results_dir.mkdir(parents=True, exist_ok=True)
     outcomes: dict[str, dict] = {}
@@ -226,7 +199,7 @@ def run_job(job: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    job = load_job(argv, "sweep", ("run_id", "host", "model", "config", "results_dir", "instances"))
+    job = load_job(argv, "sweep", REQUIRED)
     if job is None:
         return 2
     print(json.dumps(run_job(job), sort_keys=True))

@@ -1,6 +1,6 @@
 """Package the stand-in as a TF-Serving artifact of the same form as the build's, into a store.
 
-  python -m tests.tfserving_standin.package --store artifacts --arch x86_64 [--version 2.15.1]
+  python -m sim.tfserving_standin.package --store artifacts --arch x86_64 [--version 2.15.1]
 
 Writes <store>/tfserving/tensorflow_model_server-<version>-<arch>-plain.tar.gz holding
 bin/tensorflow_model_server and build-info.json, like roles/tfserving_build, and records its sha256
@@ -61,7 +61,7 @@ def package(store: Path, arch: str, version: str = "2.15.1", python: str = DEFAU
         "standin": True,
         "bazel_version": None,
         "bazel_configs": [],
-        "source": "tests/tfserving_standin",
+        "source": "sim/tfserving_standin",
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(0)),
     }
     partial = target.with_suffix(".partial")
@@ -78,7 +78,7 @@ def package(store: Path, arch: str, version: str = "2.15.1", python: str = DEFAU
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.tfserving_standin.package")
+    parser = argparse.ArgumentParser(prog="python -m sim.tfserving_standin.package")
     parser.add_argument("--store", type=Path, default=REPO / "artifacts")
     parser.add_argument("--arch", action="append", required=True, choices=["x86_64", "aarch64"])
     parser.add_argument("--version", default="2.15.1")

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import yaml
 
-from tests.fleet.emulation import enable_aarch64_emulation
-from tests.fleet.image import LOGIN_USER, SEED_DIR, ensure_image
-from tests.fleet.keys import generate_keypair, known_hosts_line
-from tests.fleet.podman import podman, podman_succeeds
+from sim.fleet.emulation import enable_aarch64_emulation
+from sim.fleet.image import LOGIN_USER, SEED_DIR, ensure_image
+from sim.fleet.keys import generate_keypair, known_hosts_line
+from sim.fleet.podman import podman, podman_succeeds
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = REPO_ROOT / ".fleet"
@@ -233,7 +233,7 @@ class Fleet:
                 "children": groups,
             }
         }
-        header = f"# Simulated fleet '{self.name}', written by `python -m tests.fleet up`. Do not edit.\n"
+        header = f"# Simulated fleet '{self.name}', written by `python -m sim.fleet up`. Do not edit.\n"
         _atomic_write(self.inventory, header + yaml.safe_dump(inventory, sort_keys=False))
 
     def _ssh_ok(self, host: FleetHost, timeout: float = 10.0) -> bool:

@@ -3,7 +3,7 @@
 Trains each model for one epoch on generated data, exports it, then times the SavedModel's
 serving signature at batch 64, 256 and 512 with fixed intra/inter threads, in one run, and
 prints infer/s and each model's ratio to DLRM (the seed benchmark's reference model).
-Asserts nothing about speed. Run inside .venv: python tests/benchmarks/model_throughput.py [--rows N]
+Asserts nothing about speed. Run inside .venv: python benchmarks/model_throughput.py [--rows N]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 

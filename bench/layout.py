@@ -1,0 +1,143 @@
+"""The results layout: where every result lies, what its files are called, what its metadata says.
+The host-side runners write through these functions and the collector reads with these names;
+nothing else spells them.
+
+    <results_root>/<run_id>/<host>/<model>/<config_id>/<instance>/{perf.csv, metadata.json, attempt-N.*}
+    <results_root>/<run_id>/<host>/<model>/train/{<mode>.json, export.json}
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+# Version of metadata.json and of the train records; a reader refuses what it does not know.
+SCHEMA = 1
+CSV_NAME = "perf.csv"
+META_NAME = "metadata.json"
+SERVER_ERROR_NAME = "server-error.log"
+TRAIN_DIR = "train"
+EXPORT_RECORD = "export.json"
+# How an instance ended: every level reached, some, or none.
+STATUSES = ("complete", "partial", "failed")
+# What metadata.json always holds (the runner adds attempts, times, versions and host facts).
+METADATA_KEYS = (
+    "run_id",
+    "host",
+    "model",
+    "config_id",
+    "config",
+    "instance",
+    "status",
+    "levels_expected",
+    "levels_reached",
+    "levels_failed",
+)
+# Directories whose name starts with this are unfinished work: never read, never fetched.
+STAGING_PREFIX = "."
+RANGE = re.compile(r"^(\d+):(\d+)(?::(\d+))?$")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def parse_range(text: str) -> tuple[int, int, int]:
+    """`start:end[:step]` of perf_analyzer's --concurrency-range, checked."""
+    match = RANGE.match(text)
+    if not match:
+        raise ValueError(f"concurrency range {text!r} is not start:end[:step]")
+    start, end, step = int(match.group(1)), int(match.group(2)), int(match.group(3) or 1)
+    if start < 1 or end < start or step < 1:
+        raise ValueError(f"concurrency range {text!r} needs 1 <= start <= end and step >= 1")
+    return start, end, step
+
+
+def levels_of(concurrency_range: str) -> list[int]:
+    start, end, step = parse_range(concurrency_range)
+    return list(range(start, end + 1, step))
+
+
+def run_dir(results_root: Path, run_id: str, host: str) -> Path:
+    return results_root / run_id / host
+
+
+def config_dir(results_root: Path, run_id: str, host: str, model: str, config_id: str) -> Path:
+    return run_dir(results_root, run_id, host) / model / config_id
+
+
+def train_record_path(host_results: Path, model: str, mode: str) -> Path:
+    return host_results / model / TRAIN_DIR / f"{mode}.json"
+
+
+def export_record_path(host_results: Path, model: str) -> Path:
+    return host_results / model / TRAIN_DIR / EXPORT_RECORD
+
+
+def staging_dir(final: Path) -> Path:
+    return final.with_name(f"{STAGING_PREFIX}{final.name}.partial")
+
+
+def is_staging(path: Path) -> bool:
+    return path.name.startswith(STAGING_PREFIX)
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Atomically: a reader sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def read_rows(text: str) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a perf_analyzer CSV (rows come sorted by throughput, not concurrency)."""
+    reader = csv.DictReader(io.StringIO(text))
+    rows = [row for row in reader if row.get("Concurrency", "").strip().isdigit()]
+    return list(reader.fieldnames or []), rows
+
+
+def write_rows(path: Path, header: list[str], rows: list[dict[str, str]]) -> None:
+    """A perf_analyzer CSV with its rows in the order given (the runner gives concurrency order)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    path.write_text(buffer.getvalue())
+
+
+def instance_metadata(
+    job: dict, instance: dict, expected: list[int], reached: list[int], attempts: list[dict], started: str
+) -> dict:
+    """metadata.json of one instance: what was asked, what was reached, and the job's own metadata."""
+    config = job["config"]
+    failed = [level for level in expected if level not in reached]
+    return {
+        "schema": SCHEMA,
+        "run_id": job["run_id"],
+        "host": job["host"],
+        "model": job["model"],
+        "config_id": config["config_id"],
+        "config": config,
+        "instance": instance,
+        "status": "complete" if not failed else ("partial" if reached else "failed"),
+        "levels_expected": expected,
+        "levels_reached": reached,
+        "levels_failed": failed,
+        "attempts": attempts,
+        "started_at": started,
+        "finished_at": now(),
+        **{k: v for k, v in job.get("metadata", {}).items() if k != "status"},
+    }
+
+
+def publish_instance(staging: Path, final: Path, metadata: dict) -> None:
+    """Write metadata.json last, then rename the staging directory: a reader never sees half a result."""
+    (staging / META_NAME).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    os.replace(staging, final)

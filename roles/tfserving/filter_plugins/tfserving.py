@@ -1,0 +1,36 @@
+"""Filters of the tfserving role: server instances with every default filled in."""
+
+from __future__ import annotations
+
+
+def tfserving_instances(instances: list[dict], base_port: int, port_step: int, models_dir: str) -> list[dict]:
+    """Each instance as the role's templates read it. The server on NUMA node N listens on
+    base_port + port_step * N unless the instance names its port; models come from
+    <models_dir>/<model> unless it names a base_path."""
+    filled = []
+    for instance in instances:
+        if "model" not in instance:
+            raise ValueError(f"tfserving: an instance names no model: {instance}")
+        node = int(instance.get("numa_node", 0))
+        filled.append(
+            {
+                "name": f"{instance['model']}-{node}",
+                "model": instance["model"],
+                "numa_node": node,
+                "cpus": instance.get("cpus", ""),
+                "port": int(instance.get("port", int(base_port) + int(port_step) * node)),
+                "base_path": instance.get("base_path", f"{models_dir}/{instance['model']}"),
+                "intra": int(instance.get("intra", 0)),
+                "inter": int(instance.get("inter", 0)),
+                "xla": bool(instance.get("xla", False)),
+                "onednn": instance.get("onednn"),
+                "batching_parameters": instance.get("batching_parameters", ""),
+                "extra_flags": list(instance.get("extra_flags", [])),
+            }
+        )
+    return filled
+
+
+class FilterModule:
+    def filters(self) -> dict:
+        return {"tfserving_instances": tfserving_instances}

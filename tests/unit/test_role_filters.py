@@ -1,0 +1,97 @@
+"""The filters that replaced the Jinja programs in role vars: train pinning, options and data, the
+servers of a sweep config, the served versions, and tfserving's instance defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import facts
+from tests.conftest import load_plugin
+
+pytestmark = pytest.mark.unit
+
+train = load_plugin("roles/train/filter_plugins/train.py")
+sweep = load_plugin("roles/sweep/filter_plugins/sweep_instances.py")
+tfserving = load_plugin("roles/tfserving/filter_plugins/tfserving.py")
+recbench = load_plugin("plugins/filter/recbench_facts.py")
+
+TWO_NODES = [{"id": 1, "cpus": "4-7"}, {"id": 0, "cpus": "0-3"}]
+
+
+def test_train_modes_pin_single_to_node_0_and_entire_to_every_cpu() -> None:
+    assert train.train_modes(["single", "entire"], TWO_NODES) == [
+        {"mode": "single", "cpus": "0-3", "note": ""},
+        {"mode": "entire", "cpus": "0-3,4-7", "note": ""},
+    ]
+    (one,) = train.train_modes(["entire"], [{"id": 0, "cpus": "0-1"}])
+    assert one["note"] == train.ONE_NODE_NOTE
+    with pytest.raises(ValueError, match="no NUMA node"):
+        train.train_modes(["single"], [])
+    with pytest.raises(ValueError, match="not single or entire"):
+        train.train_modes(["both"], TWO_NODES)
+
+
+def test_train_options_keep_the_seed_and_drop_zeros() -> None:
+    options = {"seed": 0, "steps": 0, "epochs": 2, "batch_size": 0, "intra": 4, "inter": 0}
+    assert train.train_options(options) == {"seed": 0, "epochs": 2, "intra": 4}
+
+
+def test_train_data_follows_each_models_data_set() -> None:
+    data = train.train_data(["dlrm", "dssm"], "/d", facts.MODEL_DATASETS)
+    assert data == {
+        "dlrm": {"train": "/d/criteo/train.csv", "eval": "/d/criteo/eval.csv"},
+        "dssm": {"train": "/d/taobao/train.csv", "eval": "/d/taobao/eval.csv"},
+    }
+
+
+def test_sweep_server_instances_carry_the_configs_knobs() -> None:
+    config = {"model": "dlrm", "mode": "entire", "intra": 2, "inter": 1, "xla": True, "onednn": False}
+    instances = sweep.sweep_instances(config, TWO_NODES, facts.BASE_PORT, facts.PORT_STEP)
+    servers = sweep.sweep_server_instances(instances, config, "/m")
+    assert [(s["numa_node"], s["port"], s["cpus"]) for s in servers] == [(0, 8500, "0-3"), (1, 8510, "4-7")]
+    assert all(s["base_path"] == "/m/dlrm" and s["intra"] == 2 and s["xla"] is True for s in servers)
+
+
+def test_served_versions_are_the_highest_numeric_directory() -> None:
+    found = [
+        {"item": "dlrm", "files": [{"path": "/m/dlrm/1/saved_model.pb"}, {"path": "/m/dlrm/12/saved_model.pb"}]},
+        {"item": "dssm", "files": [{"path": "/m/dssm/tmp/saved_model.pb"}]},
+        {"item": "dffm", "files": []},
+    ]
+    assert sweep.sweep_served_versions(found) == {"dlrm": 12, "dssm": None, "dffm": None}
+
+
+def test_tfserving_instances_fill_in_the_port_rule_and_models_dir() -> None:
+    filled = tfserving.tfserving_instances(
+        [{"model": "dlrm", "numa_node": 2}, {"model": "dssm", "port": 9000, "base_path": "/x"}],
+        facts.BASE_PORT,
+        facts.PORT_STEP,
+        facts.MODELS_DIR,
+    )
+    assert [(i["name"], i["port"], i["base_path"]) for i in filled] == [
+        ("dlrm-2", facts.port_of(2), f"{facts.MODELS_DIR}/dlrm"),
+        ("dssm-0", 9000, "/x"),
+    ]
+    assert filled[0] | {"name": "", "port": 0, "base_path": ""} == {
+        "name": "",
+        "model": "dlrm",
+        "numa_node": 2,
+        "cpus": "",
+        "port": 0,
+        "base_path": "",
+        "intra": 0,
+        "inter": 0,
+        "xla": False,
+        "onednn": None,
+        "batching_parameters": "",
+        "extra_flags": [],
+    }
+    with pytest.raises(ValueError, match="names no model"):
+        tfserving.tfserving_instances([{"numa_node": 0}], 8500, 10, "/m")
+
+
+def test_recbench_fact_names_the_known_facts_when_asked_for_another() -> None:
+    assert recbench.recbench_fact("models") == facts.MODELS
+    assert recbench.recbench_port(3) == facts.BASE_PORT + 3 * facts.PORT_STEP
+    with pytest.raises(Exception, match="no recbench fact 'modles'.*models"):
+        recbench.recbench_fact("modles")
