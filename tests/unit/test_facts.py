@@ -67,16 +67,9 @@ def test_paths_ports_run_ids_and_timeouts_are_spelled_only_in_bench_facts() -> N
 def test_ansible_reads_the_same_facts() -> None:
     shown = run(
         [
-            "ansible",
-            "localhost",
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-m",
-            "ansible.builtin.debug",
-            "-a",
-            "msg={{ {'models': 'models' | recbench_fact, 'port': 3 | recbench_port, 'root': 'results_root' | recbench_fact} | to_json }}",
+            *("ansible", "localhost", "-i", "localhost,", "-c", "local", "-m", "ansible.builtin.debug", "-a"),
+            "msg={{ {'models': 'models' | recbench_fact, 'port': 3 | recbench_port,"
+            " 'root': 'results_root' | recbench_fact} | to_json }}",
         ],
         timeout=120,
     )

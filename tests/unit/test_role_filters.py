@@ -93,5 +93,5 @@ def test_tfserving_instances_fill_in_the_port_rule_and_models_dir() -> None:
 def test_recbench_fact_names_the_known_facts_when_asked_for_another() -> None:
     assert recbench.recbench_fact("models") == facts.MODELS
     assert recbench.recbench_port(3) == facts.BASE_PORT + 3 * facts.PORT_STEP
-    with pytest.raises(Exception, match="no recbench fact 'modles'.*models"):
+    with pytest.raises(Exception, match=r"no recbench fact 'modles'.*models"):
         recbench.recbench_fact("modles")
