@@ -2,6 +2,10 @@
 
 The image carries no SSH host keys and no login keys: each container gets its own from a seed
 directory at first boot (see SEED_SCRIPT), so pinning keys in known_hosts means something.
+
+The emulated (aarch64) image also carries host_prep's base packages: under qemu every dpkg step
+costs minutes, and that install is the same code on every architecture, tested on the native hosts,
+whose image leaves the packages to host_prep. On the emulated host host_prep finds them present.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
+
 from sim.fleet.emulation import enable_aarch64_emulation
 from sim.fleet.podman import podman, podman_succeeds
 
@@ -22,6 +28,7 @@ IMAGE_REPO = "localhost/recbench-host"
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 PACKAGES = ["systemd", "systemd-sysv", "openssh-server", "python3", "sudo", "ca-certificates"]
+HOST_PREP_PACKAGES = Path(__file__).resolve().parents[2] / "roles" / "host_prep" / "vars" / "Debian.yml"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 SEED_DIR = "/var/lib/fleet-seed"
 LOGIN_USER = "ansible"
@@ -66,9 +73,17 @@ def image_name(arch: str) -> str:
     return f"{IMAGE_REPO}:{DEBIAN_SUITE}-{DEBIAN_ARCH[arch]}"
 
 
-def recipe_hash() -> str:
+def packages(arch: str) -> list[str]:
+    """What debootstrap installs: the base, plus host_prep's packages on an emulated image."""
+    if arch == _machine_arch():
+        return PACKAGES
+    listed = yaml.safe_load(HOST_PREP_PACKAGES.read_text())["__host_prep_packages"]
+    return PACKAGES + [p for p in listed if p not in PACKAGES]
+
+
+def recipe_hash(arch: str) -> str:
     """Changes whenever what goes into the image changes, so a stale cached image is rebuilt."""
-    recipe = "\n".join([DEBIAN_SUITE, DEBIAN_MIRROR, *PACKAGES, SEED_SCRIPT, SEED_UNIT, SSHD_CONFIG])
+    recipe = "\n".join([DEBIAN_SUITE, DEBIAN_MIRROR, *packages(arch), SEED_SCRIPT, SEED_UNIT, SSHD_CONFIG])
     ca = HOST_CA_BUNDLE.read_bytes() if HOST_CA_BUNDLE.exists() else b""
     return hashlib.sha256(recipe.encode() + ca).hexdigest()[:16]
 
@@ -79,7 +94,7 @@ def cached(arch: str) -> bool:
     if not podman_succeeds("image", "exists", name):
         return False
     label = podman("image", "inspect", "--format", '{{ index .Labels "recbench.recipe" }}', name).strip()
-    return label == recipe_hash()
+    return label == recipe_hash(arch)
 
 
 def ensure_image(arch: str, log: Callable[[str], None] = print) -> str:
@@ -92,7 +107,7 @@ def ensure_image(arch: str, log: Callable[[str], None] = print) -> str:
     log(f"building host image {name} with debootstrap (one to three minutes)")
     with tempfile.TemporaryDirectory(prefix="recbench-rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs"
-        _debootstrap(rootfs, DEBIAN_ARCH[arch])
+        _debootstrap(rootfs, DEBIAN_ARCH[arch], packages(arch))
         _customise(rootfs)
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
         assert tar.stdout is not None
@@ -101,7 +116,7 @@ def ensure_image(arch: str, log: Callable[[str], None] = print) -> str:
             "--change",
             'CMD ["/sbin/init"]',
             "--change",
-            f"LABEL recbench.recipe={recipe_hash()}",
+            f"LABEL recbench.recipe={recipe_hash(arch)}",
             "--arch",
             DEBIAN_ARCH[arch],
             "-",
@@ -118,12 +133,12 @@ def _machine_arch() -> str:
     return platform.machine()
 
 
-def _debootstrap(rootfs: Path, debian_arch: str) -> None:
+def _debootstrap(rootfs: Path, debian_arch: str, included: list[str]) -> None:
     cmd = [
         "debootstrap",
         "--variant=minbase",
         f"--arch={debian_arch}",
-        f"--include={','.join(PACKAGES)}",
+        f"--include={','.join(included)}",
         DEBIAN_SUITE,
         str(rootfs),
         DEBIAN_MIRROR,
