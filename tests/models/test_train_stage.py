@@ -36,7 +36,10 @@ def make_job(tmp_path: Path, models: list[str], **extra: object) -> dict:
 
 
 def test_trains_each_mode_pinned_records_and_exports_once(tmp_path: Path) -> None:
-    job = make_job(tmp_path, ["dlrm"])
+    fact = tmp_path / "host.fact"
+    fact.write_text("#!/bin/sh\necho '{\"arch\": \"x86_64\", \"numa_node_count\": 1}'\n")
+    fact.chmod(0o755)
+    job = make_job(tmp_path, ["dlrm"], host_fact=str(fact))
     summary = run_job(job)
     assert summary == {
         "changed": True,
@@ -48,6 +51,7 @@ def test_trains_each_mode_pinned_records_and_exports_once(tmp_path: Path) -> Non
     assert single["cpus"] == job["modes"][0]["cpus"] and single["run_id"] == "r1"
     assert single["command_args"][0] == "train" and single["trainer"]["steps"] == 2
     assert single["throughput_examples_per_s"] > 0
+    assert single["host_facts"] == {"arch": "x86_64", "numa_node_count": 1}  # read when the record was written
     exported = json.loads((train_dir / "export.json").read_text())
     assert exported["version"] == 1 and exported["source"] == {"host": "test-host", "mode": "entire"}
     version_dir = Path(job["models_dir"]) / "dlrm" / "1"
