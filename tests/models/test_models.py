@@ -85,10 +85,15 @@ def test_learns_the_planted_signal_and_exports_what_it_learned(
     assert card["metrics"]["auc"] == record["eval"]["auc"]
 
 
-@pytest.mark.parametrize("layout", ["csv-header", "csv", "kaggle"])
+# The readers give the same batches for the three layouts (tests/unit/test_readers.py): each Criteo model
+# trains on one layout, and every layout feeds a model end to end, without the full product's 12 trainings.
+LAYOUT_OF = dict(zip(CRITEO_MODELS, ["csv-header", "csv", "kaggle", "csv-header"], strict=True))
+
+
 @pytest.mark.parametrize("model", CRITEO_MODELS)
-def test_trains_and_exports_on_every_criteo_layout(model: str, layout: str, tmp_path: Path) -> None:
-    path = write_layouts(tmp_path / "data")[layout]
+def test_trains_and_exports_on_a_criteo_layout(model: str, tmp_path: Path) -> None:
+    assert set(LAYOUT_OF.values()) == {"csv-header", "csv", "kaggle"}
+    path = write_layouts(tmp_path / "data")[LAYOUT_OF[model]]
     result = train(model, path, tmp_path / "out", path, batch_size=64, steps=4, seed=1, log=quiet)
     assert result.record["steps"] == 4
     assert result.record["eval"]["rows"] == 200
