@@ -37,7 +37,7 @@ def make_job(tmp_path: Path, models: list[str], **extra: object) -> dict:
 
 def test_trains_each_mode_pinned_records_and_exports_once(tmp_path: Path) -> None:
     fact = tmp_path / "host.fact"
-    fact.write_text("#!/bin/sh\necho '{\"arch\": \"x86_64\", \"numa_node_count\": 1}'\n")
+    fact.write_text('#!/bin/sh\necho \'{"arch": "x86_64", "numa_node_count": 1}\'\n')
     fact.chmod(0o755)
     job = make_job(tmp_path, ["dlrm"], host_fact=str(fact))
     summary = run_job(job)

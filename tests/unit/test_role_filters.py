@@ -95,3 +95,28 @@ def test_recbench_fact_names_the_known_facts_when_asked_for_another() -> None:
     assert recbench.recbench_port(3) == facts.BASE_PORT + 3 * facts.PORT_STEP
     with pytest.raises(Exception, match=r"no recbench fact 'modles'.*models"):
         recbench.recbench_fact("modles")
+
+
+def test_artifact_store_wheelhouses_per_arch() -> None:
+    store = load_plugin("roles/artifact_store/filter_plugins/artifact_store.py")
+    versions = {
+        "tensorflow": "2.15.1",
+        "tritonclient": "2.46.0",
+        "cuda_runtime": "12.9",
+        "pyyaml": "6.0.3",
+        "python": "3.11",
+    }
+    requirements = {
+        "x86_64": ["tensorflow-cpu==2.15.1"],
+        "aarch64": ["tensorflow==2.15.1", "tensorflow-cpu-aws==2.15.1"],
+    }
+    houses = store.artifact_store_wheelhouses(["x86_64", "aarch64"], versions, requirements)
+    assert [(h["component"], h["arch"]) for h in houses] == [
+        (c, a) for a in ("x86_64", "aarch64") for c in ("tensorflow", "perf_analyzer", "pyyaml")
+    ]
+    assert houses[3]["requirements"] == ["tensorflow==2.15.1", "tensorflow-cpu-aws==2.15.1"]
+    assert houses[0]["no_deps"] == ["tensorflow-serving-api==2.15.1"]
+    assert houses[1]["no_deps"] == ["tritonclient==2.46.0", "nvidia-cuda-runtime-cu12==12.9"]
+    assert all(h["python"] == "3.11" for h in houses)
+    with pytest.raises(ValueError, match="riscv64"):
+        store.artifact_store_wheelhouses(["riscv64"], versions, requirements)
