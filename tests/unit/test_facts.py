@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,15 @@ def test_the_facts_cli_prints_a_run_id_and_a_fact(capsys: pytest.CaptureFixture[
     assert json.loads(capsys.readouterr().out) == facts.MODELS
     assert facts.main(["nope"]) == 2
     assert "no recbench fact 'nope'" in capsys.readouterr().err
+
+
+def test_a_model_the_facts_do_not_know_is_refused_before_anything_changes(tmp_path: Path) -> None:
+    playbook = tmp_path / "play.yml"
+    playbook.write_text("- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: modelzoo\n")
+    proc = run(
+        ["ansible-playbook", "-i", "localhost,", "-c", "local", str(playbook), "-e", '{"modelzoo_models": ["nope"]}']
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    assert "modelzoo: modelzoo_models must list some of" in output and all(m in output for m in facts.MODELS)
+    assert "changed=0" in output
