@@ -20,8 +20,11 @@ stage "ruff"
 ruff check .
 ruff format --check .
 
-stage "ansible-lint"
-ansible-lint
+# ansible-lint works on one core for a minute: it runs beside the syntax checks and the unit tests.
+mkdir -p logs
+stage "ansible-lint: started in the background (logs/ansible-lint.log)"
+ansible-lint >logs/ansible-lint.log 2>&1 &
+linting=$!
 
 stage "syntax check of every playbook"
 for playbook in playbooks/*.yml; do
@@ -31,13 +34,24 @@ done
 
 # Two pytest workers: most of these tests use one core each.
 stage "unit tests"
-run_pytest -m unit -q -n 2
+unit_rc=0
+run_pytest -m unit -q -n 2 || unit_rc=$?
+
+stage "ansible-lint: waiting for it"
+lint_rc=0
+wait "$linting" || lint_rc=$?
+if [ "$lint_rc" -ne 0 ]; then
+  cat logs/ansible-lint.log
+  echo "test.sh: ansible-lint failed (above)" >&2
+  exit "$lint_rc"
+fi
+tail -n 2 logs/ansible-lint.log
+[ "$unit_rc" -eq 0 ] || exit "$unit_rc"
 
 if $quick; then exit 0; fi
 
 # Kept outside the clone so CI runs on this machine reuse the downloads (about 600 MB).
 export RECBENCH_ARTIFACTS=${RECBENCH_ARTIFACTS:-/var/tmp/recbench-artifacts}
-mkdir -p logs
 # The host images (debootstrap, built once then cached) and the test artifact store (downloads, filled
 # once then checked) wait mostly on the network: they are made while the model zoo tests use the CPU.
 prepare_hosts() {
@@ -61,11 +75,12 @@ cat logs/prepare-hosts.log
 [ "$models_rc" -eq 0 ] || exit "$models_rc"
 [ "$prepare_rc" -eq 0 ] || { echo "test.sh: host images or artifact store failed (above)" >&2; exit "$prepare_rc"; }
 
-# Two scenarios at a time (each waits on containers about half the time); one log per scenario.
+# Two scenarios at a time, longest first, one log per scenario (tests/molecule_all.py).
 stage "molecule"
 python -m tests.molecule_all --lanes 2 --logs logs/molecule
 
 stage "fleet tests"
-run_pytest -m fleet -v --durations=15
+# Two workers, one per xdist group (tests/fleet_tests/conftest.py): the benched fleet and the small ones.
+run_pytest -m fleet -v --durations=15 -n 2 --dist loadgroup
 
 stage "done"

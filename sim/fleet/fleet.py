@@ -29,6 +29,7 @@ from sim.fleet.podman import podman, podman_succeeds
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = REPO_ROOT / ".fleet"
+# ansible.cfg's fact cache; a process may point Ansible elsewhere (ANSIBLE_CACHE_PLUGIN_CONNECTION).
 FACT_CACHE_DIR = REPO_ROOT / ".ansible" / "facts"
 LOOPBACK = "127.0.0.1"
 SSH_WAIT_SECONDS = {"native": 90.0, "emulated": 300.0}
@@ -283,7 +284,8 @@ def _published_ssh_port(container: str) -> int:
 
 def _forget_cached_facts(host_name: str) -> None:
     """A new container under an old name must not inherit the old one's cached facts."""
-    (FACT_CACHE_DIR / host_name).unlink(missing_ok=True)
+    cache = Path(os.environ.get("ANSIBLE_CACHE_PLUGIN_CONNECTION") or FACT_CACHE_DIR)
+    (cache / host_name).unlink(missing_ok=True)
 
 
 def _atomic_write(path: Path, text: str) -> None:

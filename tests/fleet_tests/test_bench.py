@@ -19,7 +19,8 @@ from sim.fleet.fleet import Fleet
 from sim.fleet.podman import podman
 from tests.conftest import run
 
-pytestmark = pytest.mark.fleet
+# The pipeline and serving tests share one benched fleet: one pytest worker runs both.
+pytestmark = [pytest.mark.fleet, pytest.mark.xdist_group("bench")]
 
 STORE = Path(os.environ.get("RECBENCH_ARTIFACTS", "/var/tmp/recbench-artifacts"))
 RUN_ID = "fleet-bench"

@@ -14,7 +14,7 @@ from sim.fleet.podman import podman
 from tests.conftest import run
 from tests.results_tree import place
 
-pytestmark = pytest.mark.fleet
+pytestmark = [pytest.mark.fleet, pytest.mark.xdist_group("hosts")]
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,8 @@ def test_a_dead_host_is_reported_after_retries_and_costs_the_others_nothing(flee
     victim = fleet.hosts()[0]
     podman("stop", "--time", "1", victim.container)
     try:
-        reports = pull(hosts, "/opt/recbench/results", tmp_path, retries=2, timeout=3)
+        # A stopped host refuses at once; the live one may share the cores with other tests: 10 s to answer.
+        reports = pull(hosts, "/opt/recbench/results", tmp_path, retries=2, timeout=10)
     finally:
         fleet.up(2, log=lambda _: None)
     assert reports[0].error is not None and reports[0].attempts == 2
