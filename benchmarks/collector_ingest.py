@@ -21,10 +21,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import facts
-from bench.layout import instance_metadata
 from collect.ingest import ingest
 from collect.report import build_report
 from collect.store import Store
+from sim.results import simulated_metadata
 
 MODELS = facts.MODELS
 HEADER = (
@@ -57,22 +57,7 @@ def generate(root: Path, nights: int, hosts: int, configs: int, points: int, see
                     rng.shuffle(rows)  # perf_analyzer sorts by throughput, not concurrency
                     (directory / "perf.csv").write_text(HEADER + "".join(rows))
                     levels = list(range(1, points + 1))
-                    job = {
-                        "run_id": run,
-                        "host": host,
-                        "model": model,
-                        "config": {
-                            "config_id": config,
-                            "mode": "entire",
-                            "batch_size": 256,
-                            "concurrency_range": f"1:{points}:1",
-                            "intra": 0,
-                            "inter": 0,
-                            "xla": False,
-                            "onednn": False,
-                        },
-                    }
-                    meta = instance_metadata(job, {"name": "numa0", "port": facts.BASE_PORT}, levels, levels, [], "")
+                    meta = simulated_metadata(run, host, model, config, "numa0", levels, [], f"1:{points}:1", 256)
                     (directory / "metadata.json").write_text(json.dumps(meta))
                     files += 1
     return files

@@ -5,7 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from bench.layout import CSV_NAME, instance_metadata, publish_instance, staging_dir
+from bench.layout import CSV_NAME, publish_instance, staging_dir
+from sim.results import simulated_metadata
 from tests.conftest import REPO
 
 FIXTURES = REPO / "tests" / "fixtures" / "perf_analyzer"
@@ -23,24 +24,8 @@ def runner_metadata(
     concurrency_range: str = "1:4:1",
     batch_size: int = 16,
 ) -> dict:
-    """metadata.json as the sweep runner writes it (bench.layout.instance_metadata), for a result with
-    these levels reached and failed."""
-    job = {
-        "run_id": run,
-        "host": host,
-        "model": model,
-        "config": {
-            "config_id": config,
-            "mode": "entire",
-            "batch_size": batch_size,
-            "concurrency_range": concurrency_range,
-            "intra": 0,
-            "inter": 0,
-            "xla": False,
-            "onednn": False,
-        },
-    }
-    meta = instance_metadata(job, {"name": instance, "port": 8500}, sorted(reached + failed), reached, [], "")
+    """metadata.json as the sweep runner writes it (sim.results), for a result with these levels."""
+    meta = simulated_metadata(run, host, model, config, instance, reached, failed, concurrency_range, batch_size)
     assert meta["status"] == status, f"levels {reached} reached, {failed} failed make {meta['status']}, not {status}"
     return meta
 
