@@ -1,23 +1,18 @@
 """Fixtures that bring up real simulated hosts (podman containers booted with systemd).
 
-scripts/test.sh runs the fleet tests on two pytest workers, one per xdist group: the benched fleet
-(pipeline and serving) and the small fleets (hosts, pull). Their hosts share names (kunpeng-01...),
-so each worker keeps Ansible's fact cache apart.
+scripts/test.sh runs the fleet tests in two pytest processes side by side: the benched fleet
+(test_bench, test_serving) and the small fleets (test_fleet, test_pull). Their hosts share names
+(kunpeng-01, ...), so the second keeps Ansible's fact cache apart (ANSIBLE_CACHE_PLUGIN_CONNECTION).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sim.fleet.fleet import FACT_CACHE_DIR, Fleet
-
-_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
-if _WORKER:
-    os.environ["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = f"{FACT_CACHE_DIR}-{_WORKER}"
+from sim.fleet.fleet import Fleet
 
 
 @pytest.fixture(scope="module")

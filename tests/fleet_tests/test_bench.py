@@ -19,8 +19,7 @@ from sim.fleet.fleet import Fleet
 from sim.fleet.podman import podman
 from tests.conftest import run
 
-# The pipeline and serving tests share one benched fleet: one pytest worker runs both.
-pytestmark = [pytest.mark.fleet, pytest.mark.xdist_group("bench")]
+pytestmark = pytest.mark.fleet
 
 STORE = Path(os.environ.get("RECBENCH_ARTIFACTS", "/var/tmp/recbench-artifacts"))
 RUN_ID = "fleet-bench"

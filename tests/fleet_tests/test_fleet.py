@@ -13,7 +13,7 @@ from sim.fleet.fleet import Fleet
 from sim.fleet.podman import podman, podman_succeeds
 from tests.conftest import run
 
-pytestmark = [pytest.mark.fleet, pytest.mark.xdist_group("hosts")]
+pytestmark = pytest.mark.fleet
 
 
 def ansible_json(fleet: Fleet, pattern: str, *module_args: str) -> dict[str, dict]:

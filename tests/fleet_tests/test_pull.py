@@ -14,7 +14,7 @@ from sim.fleet.podman import podman
 from tests.conftest import run
 from tests.results_tree import place
 
-pytestmark = [pytest.mark.fleet, pytest.mark.xdist_group("hosts")]
+pytestmark = pytest.mark.fleet
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from sim.fleet.podman import podman
 from tests.conftest import run
 from tests.criteo_layouts import SAMPLE
 
-pytestmark = [pytest.mark.fleet, pytest.mark.xdist_group("bench")]
+pytestmark = pytest.mark.fleet
 
 STORE = Path(os.environ.get("RECBENCH_ARTIFACTS", "/var/tmp/recbench-artifacts"))
 STANDIN = "tfserving/tensorflow_model_server-2.15.1-x86_64-plain.tar.gz"
