@@ -6,17 +6,11 @@ the models, the paths, the port rule or the timeouts itself:
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
-try:
-    from bench import facts
-except ImportError:  # ansible-playbook run by a Python where recbench is not installed: use this checkout's
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from bench import facts
-
 from ansible.errors import AnsibleFilterError
+
+from bench import facts  # the controller's virtualenv has recbench installed (scripts/bootstrap.sh)
 
 
 def recbench_fact(name: str) -> Any:

@@ -46,7 +46,7 @@ def test_train_data_follows_each_models_data_set() -> None:
 
 def test_sweep_server_instances_carry_the_configs_knobs() -> None:
     config = {"model": "dlrm", "mode": "entire", "intra": 2, "inter": 1, "xla": True, "onednn": False}
-    instances = sweep.sweep_instances(config, TWO_NODES, facts.BASE_PORT, facts.PORT_STEP)
+    instances = sweep.sweep_instances(config, TWO_NODES, facts.BASE_PORT)
     servers = sweep.sweep_server_instances(instances, config, "/m")
     assert [(s["numa_node"], s["port"], s["cpus"]) for s in servers] == [(0, 8500, "0-3"), (1, 8510, "4-7")]
     assert all(s["base_path"] == "/m/dlrm" and s["intra"] == 2 and s["xla"] is True for s in servers)
@@ -65,7 +65,6 @@ def test_tfserving_instances_fill_in_the_port_rule_and_models_dir() -> None:
     filled = tfserving.tfserving_instances(
         [{"model": "dlrm", "numa_node": 2}, {"model": "dssm", "port": 9000, "base_path": "/x"}],
         facts.BASE_PORT,
-        facts.PORT_STEP,
         facts.MODELS_DIR,
     )
     assert [(i["name"], i["port"], i["base_path"]) for i in filled] == [
@@ -87,7 +86,7 @@ def test_tfserving_instances_fill_in_the_port_rule_and_models_dir() -> None:
         "extra_flags": [],
     }
     with pytest.raises(ValueError, match="names no model"):
-        tfserving.tfserving_instances([{"numa_node": 0}], 8500, 10, "/m")
+        tfserving.tfserving_instances([{"numa_node": 0}], 8500, "/m")
 
 
 def test_recbench_fact_names_the_known_facts_when_asked_for_another() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.facts import BASE_PORT, PORT_STEP
+from bench.facts import BASE_PORT
 from tests.conftest import load_plugin
 
 pytestmark = pytest.mark.unit
@@ -21,7 +21,7 @@ def test_cpulists_round_trip() -> None:
 
 
 def test_entire_runs_one_server_and_one_client_per_node_on_that_node() -> None:
-    instances = plugin.sweep_instances({"model": "dlrm", "mode": "entire"}, KUNPENG, BASE_PORT, PORT_STEP)
+    instances = plugin.sweep_instances({"model": "dlrm", "mode": "entire"}, KUNPENG, BASE_PORT)
     assert [(i["name"], i["unit"], i["port"]) for i in instances] == [
         ("numa0", "dlrm-0", 8500),
         ("numa1", "dlrm-1", 8510),
@@ -34,27 +34,21 @@ def test_entire_runs_one_server_and_one_client_per_node_on_that_node() -> None:
 
 
 def test_single_serves_on_node_0_and_measures_from_node_1() -> None:
-    (instance,) = plugin.sweep_instances(
-        {"model": "dssm", "mode": "single"}, list(reversed(KUNPENG)), BASE_PORT, PORT_STEP
-    )
+    (instance,) = plugin.sweep_instances({"model": "dssm", "mode": "single"}, list(reversed(KUNPENG)), BASE_PORT)
     assert (instance["numa_node"], instance["server_cpus"], instance["client_cpus"]) == (0, "0-31", "32-63")
     assert "NUMA node 1" in instance["note"]
 
 
 def test_single_on_a_one_node_host_splits_its_cpus_and_says_so() -> None:
-    (instance,) = plugin.sweep_instances(
-        {"model": "dlrm", "mode": "single"}, [{"id": 0, "cpus": "0-2"}], BASE_PORT, PORT_STEP
-    )
+    (instance,) = plugin.sweep_instances({"model": "dlrm", "mode": "single"}, [{"id": 0, "cpus": "0-2"}], BASE_PORT)
     assert (instance["server_cpus"], instance["client_cpus"]) == ("0-1", "2")
     assert "split" in instance["note"]
-    (shared,) = plugin.sweep_instances(
-        {"model": "dlrm", "mode": "single"}, [{"id": 0, "cpus": "0"}], BASE_PORT, PORT_STEP
-    )
+    (shared,) = plugin.sweep_instances({"model": "dlrm", "mode": "single"}, [{"id": 0, "cpus": "0"}], BASE_PORT)
     assert shared["server_cpus"] == shared["client_cpus"] == "0" and "share" in shared["note"]
 
 
 def test_bad_input_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="no NUMA node"):
-        plugin.sweep_instances({"model": "dlrm", "mode": "entire"}, [], BASE_PORT, PORT_STEP)
+        plugin.sweep_instances({"model": "dlrm", "mode": "entire"}, [], BASE_PORT)
     with pytest.raises(ValueError, match="not single or entire"):
-        plugin.sweep_instances({"model": "dlrm", "mode": "both"}, KUNPENG, BASE_PORT, PORT_STEP)
+        plugin.sweep_instances({"model": "dlrm", "mode": "both"}, KUNPENG, BASE_PORT)

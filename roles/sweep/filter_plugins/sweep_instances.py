@@ -9,6 +9,8 @@ between server and client, and the instance says so in its note.
 
 from __future__ import annotations
 
+from bench.facts import port_of
+
 
 def parse_cpulist(text: str) -> list[int]:
     cpus: list[int] = []
@@ -47,19 +49,19 @@ def _instance(model: str, node: dict, port: int, server: str, client: str, note:
     }
 
 
-def sweep_instances(config: dict, numa_nodes: list[dict], base_port: int, port_step: int) -> list[dict]:
-    """The instances of CONFIG; the server on NUMA node N listens on base_port + port_step * N."""
-    base_port, port_step = int(base_port), int(port_step)
+def sweep_instances(config: dict, numa_nodes: list[dict], base_port: int) -> list[dict]:
+    """The instances of CONFIG; the server on NUMA node N listens on the port rule's port (bench.facts)."""
+    base_port = int(base_port)
     if not numa_nodes:
         raise ValueError("sweep: the host fact lists no NUMA node (run host_prep first)")
     model, mode = config["model"], config["mode"]
     nodes = sorted(numa_nodes, key=lambda n: int(n["id"]))
     if mode == "entire":
-        return [_instance(model, n, base_port + port_step * int(n["id"]), n["cpus"], n["cpus"], "") for n in nodes]
+        return [_instance(model, n, port_of(int(n["id"]), base_port), n["cpus"], n["cpus"], "") for n in nodes]
     if mode != "single":
         raise ValueError(f"sweep: mode {mode!r} is not single or entire")
     first = nodes[0]
-    port = base_port + port_step * int(first["id"])
+    port = port_of(int(first["id"]), base_port)
     if len(nodes) > 1:
         note = f"server on NUMA node {first['id']}, client on NUMA node {nodes[1]['id']}"
         return [_instance(model, first, port, first["cpus"], nodes[1]["cpus"], note)]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from bench.facts import port_of
 
-def tfserving_instances(instances: list[dict], base_port: int, port_step: int, models_dir: str) -> list[dict]:
+
+def tfserving_instances(instances: list[dict], base_port: int, models_dir: str) -> list[dict]:
     """Each instance as the role's templates read it. The server on NUMA node N listens on
-    base_port + port_step * N unless the instance names its port; models come from
+    the port rule's port (bench.facts.port_of) unless the instance names its port; models come from
     <models_dir>/<model> unless it names a base_path."""
     filled = []
     for instance in instances:
@@ -18,7 +20,7 @@ def tfserving_instances(instances: list[dict], base_port: int, port_step: int, m
                 "model": instance["model"],
                 "numa_node": node,
                 "cpus": instance.get("cpus", ""),
-                "port": int(instance.get("port", int(base_port) + int(port_step) * node)),
+                "port": int(instance.get("port", port_of(node, int(base_port)))),
                 "base_path": instance.get("base_path", f"{models_dir}/{instance['model']}"),
                 "intra": int(instance.get("intra", 0)),
                 "inter": int(instance.get("inter", 0)),
