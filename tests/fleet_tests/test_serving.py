@@ -69,13 +69,20 @@ def served(bench_fleet: Fleet, sited: set[str], tmp_path_factory: pytest.TempPat
     return bench_fleet, out
 
 
+# What these two tests check is that each host's perf_analyzer reaches its own server and measures it,
+# not perf_analyzer's stability rule (the sweep runner's tests own that): on a 2-core CI machine
+# shared with an emulated host, a 50 % rule over 5 windows failed once (CI, stop 15), so the rule is
+# widened and given more windows here.
+PERF_ANALYZER_LENIENT = "-p 1000 -s 100 --max-trials 10"
+
+
 def test_perf_analyzer_measures_each_hosts_own_server(served, tmp_path: Path) -> None:
     fleet, _ = served
     outputs = stdout_per_host(
         fleet,
         "ansible.builtin.shell",
         "cd /tmp && perf_analyzer -m dlrm --service-kind tfserving -i grpc -u localhost:8500 -b 16 "
-        "--concurrency-range 1:2 -p 1000 -s 50 --max-trials 5 -f perf.csv --verbose-csv >/dev/null && cat perf.csv",
+        f"--concurrency-range 1:2 {PERF_ANALYZER_LENIENT} -f perf.csv --verbose-csv >/dev/null && cat perf.csv",
         tmp_path / "tree",
     )
     assert sorted(outputs) == ["kunpeng-01", "kunpeng-02"]
@@ -96,7 +103,7 @@ def test_perf_analyzer_sends_real_rows_from_perf_input(served, tmp_path: Path) -
         fleet,
         "ansible.builtin.shell",
         "cd /tmp && perf_analyzer -m dlrm --service-kind tfserving -i grpc -u localhost:8500 -b 32 "
-        "--concurrency-range 1 -p 1000 -s 50 --max-trials 5 --input-data perf-input.json -f real.csv "
+        f"--concurrency-range 1 {PERF_ANALYZER_LENIENT} --input-data perf-input.json -f real.csv "
         ">/dev/null && cat real.csv",
         tmp_path / "tree",
     )
