@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from collect.frames import KNOBS, machine_throughput
+from collect import queries
+from collect.store import Store
 
 TABLE = [
     "model",
@@ -24,19 +25,16 @@ TABLE = [
 ]
 
 
-def best_per_model(points: pd.DataFrame) -> pd.DataFrame:
-    """Per model, the machine with the highest throughput (the seed's table)."""
-    machines = machine_throughput(points)
-    if machines.empty:
-        return pd.DataFrame(columns=TABLE)
-    best = machines.loc[machines.groupby("model")["throughput"].idxmax()]
-    return best[TABLE].sort_values("model").reset_index(drop=True)
+def best_per_model(store: Store, run_id: str) -> pd.DataFrame:
+    """Per model, the machine with the highest throughput of the run (the seed's table)."""
+    best = queries.best_per_model(store, run_id)
+    return best[TABLE].reset_index(drop=True) if not best.empty else pd.DataFrame(columns=TABLE)
 
 
-def scaling(points: pd.DataFrame) -> pd.DataFrame:
-    """entire / single throughput of each host, model and run, for configs equal but for the mode."""
-    machines = machine_throughput(points)
-    same = ["run_id", "host", "model", *[k for k in KNOBS if k != "mode"]]
+def scaling(machines: pd.DataFrame) -> pd.DataFrame:
+    """entire / single throughput of each host, model and run, for configs equal but for the mode
+    (MACHINES: queries.machines of the runs wanted)."""
+    same = ["run_id", "host", "model", *[k for k in queries.KNOBS if k != "mode"]]
     single = machines[machines["mode"] == "single"][[*same, "throughput"]]
     entire = machines[machines["mode"] == "entire"][[*same, "throughput", "instances"]]
     both = entire.merge(single, on=same, suffixes=("_entire", "_single"))

@@ -44,10 +44,24 @@ def parser() -> argparse.ArgumentParser:
     bst.add_argument("--run", help="run id (default: the newest in the store)")
     bst.add_argument("--db", type=Path, default=DEFAULT_DB)
 
-    exp = sub.add_parser("export", help="points (with their knobs) of a run, or of every run, as CSV or Parquet")
-    exp.add_argument("output", type=Path, help="file to write; .csv or .parquet")
-    exp.add_argument("--run", help="only this run id (default: every run)")
+    exp = sub.add_parser(
+        "export",
+        help="points (with their knobs) as one CSV or Parquet file, or the store as a Parquet dataset "
+        "partitioned by run (a directory: what `import` reads on another controller)",
+    )
+    exp.add_argument(
+        "output", type=Path, help="x.csv or x.parquet: one file of points; a name without a suffix: a dataset"
+    )
+    exp.add_argument("--run", action="append", help="only this run id (repeatable; default: every run)")
     exp.add_argument("--db", type=Path, default=DEFAULT_DB)
+
+    imp = sub.add_parser("import", help="add a Parquet dataset written by `export` (from any controller)")
+    imp.add_argument("dataset", type=Path, help="directory holding instances/ and points/")
+    imp.add_argument("--db", type=Path, default=DEFAULT_DB, help="store file (default: %(default)s)")
+
+    mig = sub.add_parser("migrate", help="move a SQLite store of earlier recbench versions to DuckDB")
+    mig.add_argument("--db", type=Path, default=DEFAULT_DB.with_suffix(".sqlite"), help="default: %(default)s")
+    mig.add_argument("--to", type=Path, help="new store (default: the same name ending in .duckdb)")
 
     nig = sub.add_parser("nightly", help="bench.yml on a limit, then pull, ingest, report and the regression check")
     nig.add_argument("-i", "--inventory", type=Path, default=Path("inventory"), help="default: %(default)s")
@@ -74,7 +88,7 @@ def run_report(args: argparse.Namespace) -> int:
     from collect.history import describe_regressions
     from collect.report import build_report
 
-    with Store(args.db) as store:
+    with Store.existing(args.db) as store:
         report = build_report(store, args.run, args.out, args.baseline)
     print(f"report: {report.directory}/summary.md and report.html")
     for line in describe_regressions(report.regressions):
@@ -107,20 +121,14 @@ def run_pull(args: argparse.Namespace) -> int:
 
 
 def run_best(args: argparse.Namespace) -> int:
+    from collect import queries
     from collect.aggregate import best_per_model
-    from collect.frames import points_frame
-    from collect.report import ReportError, failures, run_order
+    from collect.report import chosen_run
 
-    with Store(args.db) as store:
-        order = run_order(store)
-        run = args.run or (order[-1] if order else None)
-        if run is None or run not in order:
-            raise ReportError(
-                f"{args.db}: no results of run {run!r}" if run else f"{args.db}: the store holds no results"
-            )
-        points = points_frame(store)
-        failed = failures(store, run)
-    best = best_per_model(points[points["run_id"] == run])
+    with Store.existing(args.db) as store:
+        run = chosen_run(store, args.run, queries.run_order(store))
+        best = best_per_model(store, run)
+        failed = queries.failures(store, run)
     shown = best[["model", "throughput", "host", "concurrency_range", "batch_size", "intra", "inter", "p99_us"]]
     print(f"best throughput per model, run {run}:")
     print(shown.to_markdown(index=False, floatfmt=",.0f"))
@@ -131,26 +139,46 @@ def run_best(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from collect.frames import points_frame
+    from collect import queries
+    from collect.exchange import export_dataset, export_points
     from collect.report import ReportError
 
-    suffix = args.output.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise ReportError(f"{args.output}: the file name must end in .csv or .parquet")
+    with Store.existing(args.db) as store:
+        known = set(queries.run_order(store))
+        unknown = [run for run in args.run or [] if run not in known]
+        if unknown:
+            raise ReportError(f"run {unknown[0]!r} is not in {args.db}")
+        if args.output.suffix and not args.output.is_dir():
+            count = export_points(store, args.output, args.run)
+            print(f"export: {count} point(s) into {args.output}")
+        else:
+            written = export_dataset(store, args.output, args.run)
+            print(
+                f"export: {written['instances']} instance(s) and {written['points']} point(s) "
+                f"into the dataset {args.output} (partitioned by run)"
+            )
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from collect.exchange import ExchangeError, import_dataset
+
+    if not args.dataset.is_dir():
+        raise ExchangeError(f"{args.dataset}: no such dataset directory")
     with Store(args.db) as store:
-        points = points_frame(store)
-    if args.run:
-        if args.run not in set(points["run_id"]):
-            raise ReportError(f"run {args.run!r} is not in {args.db}")
-        points = points[points["run_id"] == args.run]
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    staging = args.output.with_name(f".{args.output.name}.partial")
-    if suffix == ".csv":
-        points.to_csv(staging, index=False)
-    else:
-        points.to_parquet(staging, index=False)
-    staging.replace(args.output)  # a reader never sees half a file
-    print(f"export: {len(points)} point(s) into {args.output}")
+        added, already = import_dataset(store, args.dataset)
+    print(f"import: {added} new, {already} already stored, into {args.db}")
+    return 0
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    from collect.legacy import is_sqlite, migrate
+
+    if not is_sqlite(args.db):
+        print(f"collect: {args.db}: not a SQLite store of an earlier recbench", file=sys.stderr)
+        return 2
+    instances, points = migrate(args.db, args.to or args.db.with_suffix(".duckdb"))
+    print(f"migrate: {instances} instance(s) and {points} point(s) now in {args.to or args.db.with_suffix('.duckdb')}")
     return 0
 
 
@@ -173,25 +201,19 @@ def run_nightly(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    from collect import queries
     from collect.aggregate import best_per_model
     from collect.baseline import compare_to_baseline, load_baseline
-    from collect.frames import points_frame
-    from collect.report import ReportError, run_order
+    from collect.report import chosen_run
 
-    with Store(args.db) as store:
-        order = run_order(store)
-        points = points_frame(store)
-    run = args.run or (order[-1] if order else None)
-    for wanted in (run, args.against):
-        if wanted is not None and wanted not in order:
-            raise ReportError(f"run {wanted!r} is not in {args.db}")
-    if run is None:
-        raise ReportError(f"{args.db}: the store holds no results")
-    best = best_per_model(points[points["run_id"] == run])
-    if args.against:
-        other = best_per_model(points[points["run_id"] == args.against])[["model", "throughput"]]
-        baseline = other.rename(columns={"throughput": "baseline_throughput"})
-    else:
+    with Store.existing(args.db) as store:
+        order = queries.run_order(store)
+        run = chosen_run(store, args.run, order)
+        best = best_per_model(store, run)
+        if args.against:
+            other = best_per_model(store, chosen_run(store, args.against, order))[["model", "throughput"]]
+            baseline = other.rename(columns={"throughput": "baseline_throughput"})
+    if not args.against:
         baseline = load_baseline(args.baseline) if args.baseline else load_baseline()
     table = compare_to_baseline(best, baseline)
     print(table.to_markdown(index=False, floatfmt=".4g"))
@@ -199,18 +221,22 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_ingest(results: Path, db: Path) -> int:
+    from collect.progress import progress
+
     if not results.is_dir():
         print(f"collect: {results}: no such results directory", file=sys.stderr)
         return 2
-
-    def progress(done: int, total: int) -> None:
-        if done == total or done % 1000 == 0:
-            print(f"ingest: {done}/{total} instance results read", file=sys.stderr, flush=True)
-
-    with Store(db) as store:
-        report = ingest(results, store, progress)
+    with Store(db) as store, progress("ingest: instance results read") as update:
+        report = ingest(results, store, update)
     for problem in report.problems:
         print(f"collect: skipped {problem}", file=sys.stderr)
+    if not report.found:
+        print(
+            f"collect: {results}: no results in this tree "
+            "(expected <run_id>/<host>/<model>/<config_id>/<instance>/metadata.json)",
+            file=sys.stderr,
+        )
+        return 1
     print(
         f"ingest: {report.added} new, {report.already_stored} already stored, {len(report.problems)} skipped, into {db}"
     )
@@ -235,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_best(args)
         if args.command == "export":
             return run_export(args)
+        if args.command == "import":
+            return run_import(args)
+        if args.command == "migrate":
+            return run_migrate(args)
         if args.command == "nightly":
             return run_nightly(args)
         return run_compare(args)

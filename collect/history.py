@@ -1,60 +1,45 @@
-"""Regressions: each run against the last runs of the same host, model and config.
+"""Regressions: each series (host, model, config) of a run against the fleet's previous runs.
 
 A drop is a regression when it is larger than the noise allows: more than the larger of a relative
 floor (5 %) and K median absolute deviations of the history (3), so a noisy config needs a bigger
-drop to alarm than a steady one.
+drop to alarm than a steady one. The history is the HISTORY runs before the run (the fleet's run
+order); a series seen in fewer than 3 of them gets no verdict. The statistics run in the engine.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from collect.frames import machine_throughput
+from collect import queries
+from collect.store import Store
 
-SERIES = ["host", "model", "config_id"]
+MIN_HISTORY = 3
 
 
 def regressions(
-    points: pd.DataFrame,
-    run_order: list[str],
+    store: Store,
+    run_id: str | None = None,
     history: int = 10,
     floor: float = 0.05,
     mads: float = 3.0,
-    run_id: str | None = None,
 ) -> pd.DataFrame:
-    """Series whose throughput in RUN_ID (default: the last of RUN_ORDER) dropped beyond the noise of
-    their previous HISTORY runs (in RUN_ORDER, oldest first)."""
-    machines = machine_throughput(points)
-    if machines.empty:
+    """Series whose throughput in RUN_ID (default: the newest run) dropped beyond the noise of their
+    previous HISTORY runs."""
+    order = queries.run_order(store)
+    if not order:
         return pd.DataFrame()
-    current = run_id or run_order[-1]
-    position = {run: i for i, run in enumerate(run_order)}
-    machines = machines[machines["run_id"].isin(position)]
-    machines = machines.assign(order=machines["run_id"].map(position))
-    found = []
-    for key, series in machines.groupby(SERIES):
-        now = series[series["run_id"] == current]
-        past = series[series["order"] < position[current]].sort_values("order").tail(history)
-        if now.empty or len(past) < 3:
-            continue
-        median = past["throughput"].median()
-        mad = (past["throughput"] - median).abs().median()
-        allowed = max(floor * median, mads * mad)
-        value = float(now["throughput"].iloc[0])
-        if median - value > allowed:
-            found.append(
-                {
-                    **dict(zip(SERIES, key, strict=True)),
-                    "run_id": current,
-                    "throughput": value,
-                    "history_median": median,
-                    "history_mad": mad,
-                    "allowed_drop": allowed,
-                    "drop": (median - value) / median,
-                    "history_runs": len(past),
-                }
-            )
-    return pd.DataFrame(found)
+    current = run_id or order[-1]
+    position = order.index(current)
+    past = order[max(0, position - history) : position]
+    stats = queries.series_statistics(store, current, past)
+    stats = stats[stats["history_runs"] >= MIN_HISTORY]
+    allowed = pd.Series(np.maximum(floor * stats["history_median"], mads * stats["history_mad"]), index=stats.index)
+    dropped = stats[stats["history_median"] - stats["throughput"] > allowed].copy()
+    dropped["allowed_drop"] = allowed[dropped.index]
+    dropped["drop"] = (dropped["history_median"] - dropped["throughput"]) / dropped["history_median"]
+    dropped.insert(3, "run_id", current)
+    return dropped.reset_index(drop=True)
 
 
 def describe_regressions(found: pd.DataFrame) -> list[str]:

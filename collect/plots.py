@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 MAX_LEGEND = 12
+MAX_TICKS = 15
 
 
 def _legend(axis: plt.Axes) -> None:
@@ -32,7 +33,8 @@ def _png(figure: plt.Figure) -> bytes:
 
 
 def throughput_vs_concurrency(points: pd.DataFrame, model: str) -> bytes:
-    """One line per host, config and instance: how throughput grows with concurrency."""
+    """One line per host, config and instance (the report passes each host's best config): how
+    throughput grows with concurrency."""
     figure, axis = plt.subplots(figsize=(7, 4))
     for (host, config, instance), series in points[points["model"] == model].groupby(["host", "config_id", "instance"]):
         series = series.sort_values("concurrency")
@@ -54,16 +56,17 @@ def latency_vs_throughput(points: pd.DataFrame, model: str) -> bytes:
     return _png(figure)
 
 
-def history(machines: pd.DataFrame, model: str, run_order: list[str]) -> bytes:
-    """Machine throughput of each host and config over the runs."""
+def history(hosts: pd.DataFrame, model: str, run_order: list[str]) -> bytes:
+    """Each host's best machine throughput over the runs (HOSTS: queries.host_history)."""
     figure, axis = plt.subplots(figsize=(7, 4))
-    data = machines[machines["model"] == model].copy()
+    data = hosts[hosts["model"] == model].copy()
     data["order"] = data["run_id"].map({run: i for i, run in enumerate(run_order)})
-    for (host, config), series in data.groupby(["host", "config_id"]):
+    for host, series in data.groupby("host"):
         series = series.sort_values("order")
-        axis.plot(series["order"], series["throughput"], marker="o", label=f"{host} {config}")
-    axis.set(title=f"{model}: history", xlabel="run", ylabel="infer/s")
-    axis.set_xticks(range(len(run_order)), run_order, rotation=45, ha="right", fontsize=6)
+        axis.plot(series["order"], series["throughput"], marker="o", markersize=3, label=str(host))
+    axis.set(title=f"{model}: history (best config per host)", xlabel="run", ylabel="infer/s")
+    ticks = range(0, len(run_order), max(1, len(run_order) // MAX_TICKS))
+    axis.set_xticks(list(ticks), [run_order[i] for i in ticks], rotation=45, ha="right", fontsize=6)
     _legend(axis)
     axis.grid(alpha=0.3)
     return _png(figure)

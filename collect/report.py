@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from collect import plots
+from collect import plots, queries
 from collect.aggregate import best_per_model, scaling
 from collect.baseline import compare_to_baseline, load_baseline
-from collect.frames import machine_throughput, points_frame
 from collect.history import regressions
 from collect.store import Store
+
+# Runs the history plot spans: a quarter of nightly runs reads at a glance; older ones stay in the store.
+HISTORY_PLOT_RUNS = 90
 
 
 class ReportError(ValueError):
@@ -28,23 +30,6 @@ class Report:
     regressions: pd.DataFrame
 
 
-def run_order(store: Store) -> list[str]:
-    """Runs oldest first, by when they were first ingested."""
-    rows = store.db.execute(
-        "SELECT run_id, MIN(ingested_at) AS first FROM instances GROUP BY run_id ORDER BY first, run_id"
-    ).fetchall()
-    return [row[0] for row in rows]
-
-
-def failures(store: Store, run_id: str) -> pd.DataFrame:
-    return pd.read_sql_query(
-        "SELECT host, model, config_id, instance, status, levels_failed FROM instances "
-        "WHERE run_id = ? AND status != 'complete' ORDER BY host, model, config_id, instance",
-        store.db,
-        params=(run_id,),
-    )
-
-
 def _table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_none_\n"
@@ -55,26 +40,35 @@ def _table(frame: pd.DataFrame) -> str:
     return shown.to_markdown(index=False, floatfmt=".4g") + "\n"
 
 
-def build_report(store: Store, run_id: str | None, out_root: Path, baseline: Path | None = None) -> Report:
-    order = run_order(store)
+def chosen_run(store: Store, run_id: str | None, order: list[str]) -> str:
+    """RUN_ID if the store holds it, else the newest run if RUN_ID is None; a clear error otherwise."""
     if not order:
         raise ReportError(f"{store.path}: the store holds no results; ingest some first")
-    run_id = run_id or order[-1]
+    if run_id is None:
+        return order[-1]
     if run_id not in order:
         raise ReportError(f"run {run_id!r} is not in {store.path} (runs: {', '.join(order[-5:])})")
-    everything = points_frame(store)
-    points = everything[everything["run_id"] == run_id]
-    machines_all = machine_throughput(everything)
-    best = best_per_model(points)
+    return run_id
+
+
+def build_report(store: Store, run_id: str | None, out_root: Path, baseline: Path | None = None) -> Report:
+    order = queries.run_order(store)
+    run_id = chosen_run(store, run_id, order)
+    points = queries.points_of_run(store, run_id)
+    machines = queries.machines(store, [run_id])
+    best = best_per_model(store, run_id)
     compared = compare_to_baseline(best, load_baseline(baseline) if baseline else load_baseline())
-    found = regressions(everything, order[: order.index(run_id) + 1])
-    failed = failures(store, run_id)
+    found = regressions(store, run_id)
+    failed = queries.failures(store, run_id)
+    plotted = queries.points_of_run(store, run_id, best_configs_only=True)
+    shown_runs = order[: order.index(run_id) + 1][-HISTORY_PLOT_RUNS:]
+    history = queries.host_history(store, shown_runs)
     directory = out_root / run_id
     directory.mkdir(parents=True, exist_ok=True)
 
     points.to_csv(directory / "points.csv", index=False)
     points.to_parquet(directory / "points.parquet", index=False)
-    machines_all[machines_all["run_id"] == run_id].to_csv(directory / "machines.csv", index=False)
+    machines.to_csv(directory / "machines.csv", index=False)
 
     summary = [
         f"# recbench run {run_id}\n",
@@ -84,7 +78,7 @@ def build_report(store: Store, run_id: str | None, out_root: Path, baseline: Pat
         "## Against the baseline\n",
         _table(compared),
         "## Scaling of entire over single\n",
-        _table(scaling(points)),
+        _table(scaling(machines)),
         "## Regressions\n",
         _table(found),
         "## Points that failed\n",
@@ -95,9 +89,9 @@ def build_report(store: Store, run_id: str | None, out_root: Path, baseline: Pat
     images = []
     for model in sorted(points["model"].unique()):
         for title, png in (
-            ("throughput against concurrency", plots.throughput_vs_concurrency(points, model)),
-            ("p99 latency against throughput", plots.latency_vs_throughput(points, model)),
-            ("history", plots.history(machines_all, model, order)),
+            ("throughput against concurrency", plots.throughput_vs_concurrency(plotted, model)),
+            ("p99 latency against throughput", plots.latency_vs_throughput(plotted, model)),
+            ("history", plots.history(history, model, shown_runs)),
         ):
             encoded = base64.b64encode(png).decode()
             images.append(

@@ -1,63 +1,105 @@
-"""The results store: one SQLite file (results/recbench.sqlite by default), schema versioned.
+"""The results store: one DuckDB file (results/recbench.duckdb by default), columnar, schema versioned.
 
-Rows are keyed by run id, host, model, config id, instance and concurrency. Stored rows are never
-changed: ingesting a result that is already there is a no-op, so ingesting a tree twice leaves the
-store as it was. Every ingest is one transaction: a crash loses nothing that was stored before.
+Two tables, `instances` (one row per instance result: its key, status, knobs and metadata) and `points`
+(one row per measured concurrency level), keyed by run id, host, model, config id and instance. Stored
+rows never change: an ingest adds only instances the store does not hold yet, and all of one ingest is
+one transaction, so a crash mid-ingest leaves the store as it was before. The key is not a PRIMARY KEY
+on purpose: DuckDB keeps such indexes in memory (a year of 100 hosts is 3.65 M instances, 36.5 M
+points); uniqueness comes from the ingest's anti-join, and DuckDB lets one process write a file at a time.
+
+Aggregations run in the engine (collect.queries); pandas receives only what a table or a plot shows.
+A store written by the SQLite collector is migrated on first use (collect.legacy).
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
-from datetime import UTC, datetime
 from pathlib import Path
 
-from collect.results import InstanceResult
+import duckdb
+import pandas as pd
 
-DEFAULT_DB = Path("results") / "recbench.sqlite"
+from bench.layout import STATUSES
+
+DEFAULT_DB = Path("results") / "recbench.duckdb"
+# Enough for the year-of-100-hosts queries; DuckDB spills to disk beyond it rather than growing.
+MEMORY_LIMIT = "1GB"
+
+KEY = ["run_id", "host", "model", "config_id", "instance"]
+INSTANCE_COLUMNS = {
+    "run_id": "VARCHAR NOT NULL",
+    "host": "VARCHAR NOT NULL",
+    "model": "VARCHAR NOT NULL",
+    "config_id": "VARCHAR NOT NULL",
+    "instance": "VARCHAR NOT NULL",
+    "status": f"VARCHAR NOT NULL CHECK (status IN ({', '.join(repr(s) for s in STATUSES)}))",
+    "mode": "VARCHAR",
+    "batch_size": "INTEGER",
+    "concurrency_range": "VARCHAR",
+    "intra": "INTEGER",
+    "inter": "INTEGER",
+    "xla": "INTEGER",
+    "onednn": "INTEGER",
+    "levels_failed": "VARCHAR NOT NULL",
+    "metadata": "VARCHAR NOT NULL",
+    "source": "VARCHAR NOT NULL",
+    "sha256": "VARCHAR NOT NULL",
+    "ingested_at": "VARCHAR NOT NULL",
+}
+POINT_COLUMNS = {
+    **{name: "VARCHAR NOT NULL" for name in KEY},
+    "concurrency": "INTEGER NOT NULL",
+    "throughput": "DOUBLE NOT NULL",
+    "p50_us": "DOUBLE NOT NULL",
+    "p90_us": "DOUBLE NOT NULL",
+    "p95_us": "DOUBLE NOT NULL",
+    "p99_us": "DOUBLE NOT NULL",
+    "avg_latency_us": "DOUBLE",
+    "client_send_us": "DOUBLE",
+    "client_recv_us": "DOUBLE",
+}
+TABLES = {"instances": INSTANCE_COLUMNS, "points": POINT_COLUMNS}
+
+
+def _create(table: str) -> str:
+    columns = ", ".join(f"{name} {kind}" for name, kind in TABLES[table].items())
+    return f"CREATE TABLE {table} ({columns})"
+
 
 # Each migration brings the schema from its index to index + 1. Append, never edit.
 MIGRATIONS = [
-    """
-    CREATE TABLE instances (
-        run_id TEXT NOT NULL, host TEXT NOT NULL, model TEXT NOT NULL, config_id TEXT NOT NULL,
-        instance TEXT NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('complete', 'partial', 'failed')),
-        mode TEXT, batch_size INTEGER, concurrency_range TEXT, intra INTEGER, inter INTEGER,
-        xla INTEGER, onednn INTEGER,
-        levels_failed TEXT NOT NULL,
-        metadata TEXT NOT NULL,
-        source TEXT NOT NULL, sha256 TEXT NOT NULL, ingested_at TEXT NOT NULL,
-        PRIMARY KEY (run_id, host, model, config_id, instance)
-    );
-    CREATE TABLE points (
-        run_id TEXT NOT NULL, host TEXT NOT NULL, model TEXT NOT NULL, config_id TEXT NOT NULL,
-        instance TEXT NOT NULL, concurrency INTEGER NOT NULL,
-        throughput REAL NOT NULL, p50_us REAL NOT NULL, p90_us REAL NOT NULL, p95_us REAL NOT NULL,
-        p99_us REAL NOT NULL, avg_latency_us REAL, client_send_us REAL, client_recv_us REAL,
-        PRIMARY KEY (run_id, host, model, config_id, instance, concurrency),
-        FOREIGN KEY (run_id, host, model, config_id, instance) REFERENCES instances
-    );
-    CREATE INDEX points_by_model ON points (model, run_id);
-    """,
+    [_create("instances"), _create("points")],
 ]
 
 
 class StoreError(RuntimeError):
-    """The store cannot be used (newer schema, locked, corrupt); the message says which."""
+    """The store cannot be used (missing, newer schema, locked, corrupt); the message says which."""
 
 
 class Store:
-    def __init__(self, path: Path = DEFAULT_DB) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    """An open store. `Store(path)` creates it if needed (for commands that write);
+    `Store.existing(path)` refuses a path that holds no store (for commands that only read)."""
+
+    def __init__(self, path: Path = DEFAULT_DB, *, create: bool = True) -> None:
+        from collect.legacy import migrate_if_legacy
+
+        self.path = migrate_if_legacy(Path(path))
+        if not self.path.is_file():
+            if not create:
+                raise StoreError(f"{self.path}: no store here; `python -m collect ingest` creates one")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = sqlite3.connect(self.path, timeout=30)
-            self.db.execute("PRAGMA foreign_keys = ON")
-            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db = duckdb.connect(str(self.path), config={"memory_limit": MEMORY_LIMIT})
+        except duckdb.Error as err:
+            raise StoreError(f"{self.path}: {_first_line(err)}") from None
+        try:
             self.migrate()
-        except sqlite3.DatabaseError as err:
-            raise StoreError(f"{self.path}: {err}") from None
+        except duckdb.Error as err:
+            self.db.close()
+            raise StoreError(f"{self.path}: {_first_line(err)}") from None
+
+    @classmethod
+    def existing(cls, path: Path = DEFAULT_DB) -> Store:
+        return cls(path, create=False)
 
     def close(self) -> None:
         self.db.close()
@@ -70,7 +112,13 @@ class Store:
 
     @property
     def version(self) -> int:
-        return self.db.execute("PRAGMA user_version").fetchone()[0]
+        found = self.db.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'recbench_schema'"
+        ).fetchone()
+        if not found or not found[0]:
+            return 0
+        row = self.db.execute("SELECT version FROM recbench_schema").fetchone()
+        return int(row[0]) if row else 0
 
     def migrate(self) -> None:
         current = self.version
@@ -80,67 +128,74 @@ class Store:
                 f"knows ({len(MIGRATIONS)}); upgrade recbench"
             )
         for number in range(current, len(MIGRATIONS)):
-            with self.db:
-                self.db.executescript(MIGRATIONS[number])
-                self.db.execute(f"PRAGMA user_version = {number + 1}")
-
-    def has(self, result: InstanceResult) -> bool:
-        row = self.db.execute(
-            "SELECT 1 FROM instances WHERE run_id=? AND host=? AND model=? AND config_id=? AND instance=?",
-            result.key,
-        ).fetchone()
-        return row is not None
-
-    def add(self, results: list[InstanceResult]) -> int:
-        """Store the results not stored yet, in one transaction. Returns how many were new."""
-        stamp = datetime.now(UTC).isoformat()
-        added = 0
-        with self.db:
-            for result in results:
-                if self.has(result):
-                    continue
-                config = result.metadata.get("config", {})
-                self.db.execute(
-                    "INSERT INTO instances VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        *result.key,
-                        result.status,
-                        config.get("mode"),
-                        config.get("batch_size"),
-                        config.get("concurrency_range"),
-                        config.get("intra"),
-                        config.get("inter"),
-                        config.get("xla"),
-                        config.get("onednn"),
-                        json.dumps(result.metadata["levels_failed"]),
-                        json.dumps(result.metadata, sort_keys=True),
-                        str(result.source),
-                        result.sha256,
-                        stamp,
-                    ),
-                )
-                self.db.executemany(
-                    "INSERT INTO points VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [
-                        (
-                            *result.key,
-                            p.concurrency,
-                            p.throughput,
-                            p.p50_us,
-                            p.p90_us,
-                            p.p95_us,
-                            p.p99_us,
-                            p.avg_latency_us,
-                            p.client_send_us,
-                            p.client_recv_us,
-                        )
-                        for p in result.points
-                    ],
-                )
-                added += 1
-        return added
+            self.db.begin()
+            for statement in MIGRATIONS[number]:
+                self.db.execute(statement)
+            self.db.execute("CREATE TABLE IF NOT EXISTS recbench_schema (version INTEGER NOT NULL)")
+            self.db.execute("DELETE FROM recbench_schema")
+            self.db.execute("INSERT INTO recbench_schema VALUES (?)", [number + 1])
+            self.db.commit()
 
     def count(self, table: str) -> int:
-        if table not in ("instances", "points"):
+        if table not in TABLES:
             raise ValueError(table)
-        return self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        return self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+    def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        """The answer of one query as a pandas frame (small by construction: the callers aggregate)."""
+        return self.db.execute(sql, params or []).df()
+
+    def add_frames(self, instances: pd.DataFrame, points: pd.DataFrame) -> int:
+        """Store the instances (and their points) of these frames that are not stored yet."""
+        if instances.empty:
+            return 0
+        self.db.register("staged_instances", instances[list(INSTANCE_COLUMNS)])
+        self.db.register("staged_points", points[list(POINT_COLUMNS)])
+        try:
+            return self.add_staged("staged_instances", "staged_points")
+        finally:
+            self.db.unregister("staged_instances")
+            self.db.unregister("staged_points")
+
+    def add_staged(self, instances: str, points: str) -> int:
+        """Store the rows of two relations (SQL table expressions with the tables' columns) whose
+        instance is not stored yet. Runs inside the caller's transaction (see `transaction`).
+        Returns how many instances were new."""
+        keys = ", ".join(KEY)
+        # Only the runs being added can hold a duplicate: the run filter lets DuckDB skip the rest.
+        self.db.execute(
+            f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT s.* FROM (SELECT {', '.join(INSTANCE_COLUMNS)} "
+            f"FROM {instances}) s ANTI JOIN (SELECT {keys} FROM instances "
+            f"WHERE run_id IN (SELECT DISTINCT run_id FROM {instances})) i USING ({keys})"
+        )
+        added = self.db.execute("SELECT count(*) FROM fresh").fetchone()[0]
+        self.db.execute("INSERT INTO instances SELECT * FROM fresh")
+        self.db.execute(
+            f"INSERT INTO points SELECT p.* FROM (SELECT {', '.join(POINT_COLUMNS)} FROM {points}) p "
+            f"SEMI JOIN fresh USING ({keys})"
+        )
+        self.db.execute("DROP TABLE fresh")
+        return int(added)
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+
+class _Transaction:
+    """`with store.transaction():` commits everything inside, or nothing if it raises."""
+
+    def __init__(self, db: duckdb.DuckDBPyConnection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.begin()
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        if kind is None:
+            self.db.commit()
+        else:
+            self.db.rollback()
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -33,8 +33,8 @@ ansible-playbook -i "$inventory" playbooks/bench.yml -e "recbench_artifact_dir=$
 echo
 echo "results of run $run_id: $results/$run_id"
 if [ -d "$results/$run_id" ]; then
-  python -m collect ingest "$results" --db "$results/recbench.sqlite" || status=$((status ? status : 1))
-  python -m collect best --run "$run_id" --db "$results/recbench.sqlite" || true
+  python -m collect ingest "$results" --db "$results/recbench.duckdb" || status=$((status ? status : 1))
+  python -m collect best --run "$run_id" --db "$results/recbench.duckdb" || true
 fi
 if [ -z "${RECBENCH_INVENTORY:-}" ]; then
   python -m sim.fleet status

@@ -79,7 +79,7 @@ def two_run_store(tmp_path: Path) -> Path:
     root = tmp_path / "results"
     place_run(root, "2026-11-01")
     place_run(root, "2026-11-02")
-    db = tmp_path / "store.sqlite"
+    db = tmp_path / "store.duckdb"
     with Store(db) as store:
         for run in ("2026-11-01", "2026-11-02"):
             single = tmp_path / f"only-{run}"

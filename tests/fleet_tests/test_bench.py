@@ -188,7 +188,7 @@ def fake_history(results: Path, runs: list[str], factor: float) -> Path:
 
 def test_nightly_runs_the_pipeline_reports_and_names_a_regression(benched, tmp_path: Path) -> None:
     fleet, results, _, _ = benched
-    nightly_results, db = tmp_path / "results", tmp_path / "results" / "recbench.sqlite"
+    nightly_results, db = tmp_path / "results", tmp_path / "results" / "recbench.duckdb"
     nightly_results.mkdir()
     # Three earlier nights, each five times faster than the fleet really is: tonight must be a regression.
     history = fake_history(results, ["night-1", "night-2", "night-3"], 5.0)

@@ -45,7 +45,8 @@ def test_export_refuses_an_unknown_run_and_format(store_path: Path, tmp_path: Pa
     errors = capsys.readouterr().err.strip().splitlines()
     assert errors == [
         f"collect: run 'nope' is not in {store_path}",
-        f"collect: {tmp_path / 'x.xlsx'}: the file name must end in .csv or .parquet",
+        f"collect: {tmp_path / 'x.xlsx'}: the file name must end in .csv or .parquet, "
+        "or name a directory for a Parquet dataset",
     ]
     assert not (tmp_path / "x.csv").exists()
 
@@ -79,7 +80,7 @@ def test_nightly_names_a_missing_inventory_in_one_line(tmp_path: Path) -> None:
         inventory=tmp_path / "nope.yml",
         limit="kunpeng",
         results=tmp_path / "results",
-        db=tmp_path / "db.sqlite",
+        db=tmp_path / "db.duckdb",
         reports=tmp_path / "reports",
         logs=tmp_path / "logs",
         lock=tmp_path / "lock",

@@ -100,7 +100,7 @@ def test_the_collector_reads_both_trees_alike(tmp_path: Path) -> None:
             (r.key, r.status, [(p.concurrency, p.throughput, p.p99_us) for p in r.points], r.metadata["host_facts"])
             for r in results
         ]
-        with Store(tmp_path / f"{name}.sqlite") as store:
+        with Store(tmp_path / f"{name}.duckdb") as store:
             report = ingest(root, store)
         assert (report.added, report.problems) == (2, []), name
     assert read["new"] == read["old"]

@@ -1,0 +1,135 @@
+"""The store's answers, computed in the engine: pandas receives the rows a table or a plot shows.
+
+Machine throughput (per run, host, model and config) is the seed's measure: in `entire` mode the sum of
+its instances' best throughputs (one server and one client per NUMA node), in `single` mode its one
+instance's best; its latencies are the worst instance's at that instance's best point.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from collect.store import Store
+
+MACHINE = ["run_id", "host", "model", "config_id"]
+KNOBS = ["mode", "batch_size", "concurrency_range", "intra", "inter", "xla", "onednn"]
+
+
+def _runs_filter(runs: list[str] | None, column: str = "run_id") -> tuple[str, list[str]]:
+    """A WHERE clause on literal run ids, which DuckDB prunes row groups with (zone maps)."""
+    if runs is None:
+        return "TRUE", []
+    if not runs:
+        return "FALSE", []
+    return f"{column} IN ({', '.join('?' for _ in runs)})", list(runs)
+
+
+def run_order(store: Store) -> list[str]:
+    """Runs oldest first, by when they were first ingested."""
+    rows = store.db.execute("SELECT run_id FROM instances GROUP BY run_id ORDER BY min(ingested_at), run_id").fetchall()
+    return [row[0] for row in rows]
+
+
+def machines_sql(runs: list[str] | None, model: str | None = None) -> tuple[str, list]:
+    where, params = _runs_filter(runs)
+    if model is not None:
+        where += " AND model = ?"
+        params = [*params, model]
+    knobs = ", ".join(f"any_value(i.{knob}) AS {knob}" for knob in KNOBS)
+    sql = f"""
+        WITH best AS (
+            SELECT run_id, host, model, config_id, instance,
+                   max(throughput) AS throughput,
+                   arg_max(concurrency, throughput) AS concurrency,
+                   arg_max(p50_us, throughput) AS p50_us,
+                   arg_max(p90_us, throughput) AS p90_us,
+                   arg_max(p99_us, throughput) AS p99_us
+            FROM points WHERE {where}
+            GROUP BY run_id, host, model, config_id, instance
+        )
+        SELECT b.run_id, b.host, b.model, b.config_id,
+               sum(b.throughput) AS throughput, count(*) AS instances, max(b.concurrency) AS concurrency,
+               max(b.p50_us) AS p50_us, max(b.p90_us) AS p90_us, max(b.p99_us) AS p99_us, {knobs}
+        FROM best b JOIN (SELECT * FROM instances WHERE {where}) i USING (run_id, host, model, config_id, instance)
+        GROUP BY b.run_id, b.host, b.model, b.config_id
+    """
+    return sql, params * 2  # the same filter on points and on instances
+
+
+def machines(store: Store, runs: list[str] | None, model: str | None = None) -> pd.DataFrame:
+    """Machine throughput of every (run, host, model, config) of RUNS (None: every run)."""
+    sql, params = machines_sql(runs, model)
+    return store.query(f"{sql} ORDER BY run_id, host, model, config_id", params)
+
+
+def best_per_model(store: Store, run_id: str) -> pd.DataFrame:
+    """Per model, the machine with the highest throughput in the run (the seed's table)."""
+    sql, params = machines_sql([run_id])
+    return store.query(
+        f"SELECT * FROM ({sql}) QUALIFY row_number() OVER (PARTITION BY model ORDER BY throughput DESC, host) = 1 "
+        "ORDER BY model",
+        params,
+    )
+
+
+def points_of_run(store: Store, run_id: str, best_configs_only: bool = False) -> pd.DataFrame:
+    """Every point of a run with its instance's knobs and status; with BEST_CONFIGS_ONLY, only each
+    host's best config per model (what a fleet-wide plot can show without drowning)."""
+    chosen = ""
+    params: list = [run_id, run_id]
+    if best_configs_only:
+        sql, machine_params = machines_sql([run_id])
+        chosen = (
+            f"SEMI JOIN (SELECT host, model, config_id FROM ({sql}) "
+            "QUALIFY row_number() OVER (PARTITION BY host, model ORDER BY throughput DESC) = 1) c "
+            "USING (host, model, config_id)"
+        )
+        params += machine_params
+    return store.query(
+        "SELECT p.*, i.status, i.mode, i.batch_size, i.concurrency_range, i.intra, i.inter, i.xla, i.onednn "
+        "FROM (SELECT * FROM points WHERE run_id = ?) p "
+        "JOIN (SELECT * FROM instances WHERE run_id = ?) i USING (run_id, host, model, config_id, instance) "
+        f"{chosen} ORDER BY host, model, config_id, instance, concurrency",
+        params,
+    )
+
+
+def failures(store: Store, run_id: str) -> pd.DataFrame:
+    return store.query(
+        "SELECT host, model, config_id, instance, status, levels_failed FROM instances "
+        "WHERE run_id = ? AND status != 'complete' ORDER BY host, model, config_id, instance",
+        [run_id],
+    )
+
+
+def host_history(store: Store, runs: list[str]) -> pd.DataFrame:
+    """Per run, host and model, the host's best machine throughput (over its configs): the history
+    the report plots, one line per host."""
+    sql, params = machines_sql(runs)
+    return store.query(
+        f"SELECT run_id, host, model, max(throughput) AS throughput FROM ({sql}) GROUP BY ALL "
+        "ORDER BY model, host, run_id",
+        params,
+    )
+
+
+def series_statistics(store: Store, current: str, past: list[str]) -> pd.DataFrame:
+    """For every (host, model, config) of run CURRENT: its throughput, and the median, the median
+    absolute deviation and the count of its throughputs over the runs PAST."""
+    sql, params = machines_sql([current, *past])
+    return store.query(
+        f"""
+        WITH m AS ({sql}),
+        now AS (SELECT host, model, config_id, throughput FROM m WHERE run_id = ?),
+        past AS (SELECT host, model, config_id, throughput FROM m WHERE run_id != ?),
+        centre AS (SELECT host, model, config_id, median(throughput) AS history_median,
+                          count(*) AS history_runs FROM past GROUP BY ALL),
+        spread AS (SELECT host, model, config_id,
+                          median(abs(past.throughput - centre.history_median)) AS history_mad
+                   FROM past JOIN centre USING (host, model, config_id) GROUP BY ALL)
+        SELECT now.host, now.model, now.config_id, now.throughput, history_median, history_mad, history_runs
+        FROM now JOIN centre USING (host, model, config_id) JOIN spread USING (host, model, config_id)
+        ORDER BY host, model, config_id
+        """,
+        [*params, current, current],
+    )
