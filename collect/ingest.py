@@ -9,15 +9,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
+import pyarrow as pa
 
 from collect.results import InstanceResult, ResultError, instance_dirs, load_instance
-from collect.store import INSTANCE_COLUMNS, POINT_COLUMNS, Store
+from collect.store import INSTANCE_COLUMNS, KEY, POINT_COLUMNS, Store
 
 # Instances handed to the engine at once: large enough that DuckDB's bulk path dominates, small
 # enough that a year's tree never sits in memory.
 BATCH = 5000
 KNOB_COLUMNS = ["mode", "batch_size", "concurrency_range", "intra", "inter", "xla", "onednn"]
+TEXT_KNOBS = {"mode", "concurrency_range"}
+MEASURES = [name for name in POINT_COLUMNS if name not in KEY]
 
 
 @dataclass
@@ -28,47 +30,33 @@ class IngestReport:
     found: int = 0  # instance directories under the tree (broken ones included)
 
 
-def frames_of(results: Iterable[InstanceResult], stamp: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The store's rows for RESULTS: one per instance, one per point."""
-    instances: list[dict] = []
-    points: list[tuple] = []
+def frames_of(results: Iterable[InstanceResult], stamp: str) -> tuple[pa.Table, pa.Table]:
+    """The store's rows for RESULTS, column by column: one per instance, one per point."""
+    instances: dict[str, list] = {name: [] for name in INSTANCE_COLUMNS}
+    points: dict[str, list] = {name: [] for name in POINT_COLUMNS}
     for result in results:
         config = result.metadata.get("config", {})
-        key = dict(zip(("run_id", "host", "model", "config_id", "instance"), result.key, strict=True))
-        instances.append(
-            {
-                **key,
-                "status": result.status,
-                **{knob: config.get(knob) for knob in KNOB_COLUMNS},
-                "levels_failed": json.dumps(result.metadata["levels_failed"]),
-                "metadata": json.dumps(result.metadata, sort_keys=True),
-                "source": str(result.source),
-                "sha256": result.sha256,
-                "ingested_at": stamp,
-            }
-        )
-        points.extend(
-            (
-                *result.key,
-                p.concurrency,
-                p.throughput,
-                p.p50_us,
-                p.p90_us,
-                p.p95_us,
-                p.p99_us,
-                p.avg_latency_us,
-                p.client_send_us,
-                p.client_recv_us,
-            )
-            for p in result.points
-        )
-    instance_frame = pd.DataFrame(instances, columns=list(INSTANCE_COLUMNS))
-    for knob in ("batch_size", "intra", "inter", "xla", "onednn"):
-        instance_frame[knob] = pd.array(instance_frame[knob].map(_integer), dtype="Int64")
-    point_frame = pd.DataFrame(points, columns=list(POINT_COLUMNS))
-    for column in ("avg_latency_us", "client_send_us", "client_recv_us"):
-        point_frame[column] = point_frame[column].astype("float64")
-    return instance_frame, point_frame
+        for name, value in zip(KEY, result.key, strict=True):
+            instances[name].append(value)
+            points[name].extend([value] * len(result.points))
+        instances["status"].append(result.status)
+        for knob in KNOB_COLUMNS:
+            value = config.get(knob)
+            instances[knob].append(value if knob in TEXT_KNOBS else _integer(value))
+        instances["levels_failed"].append(json.dumps(result.metadata["levels_failed"]))
+        instances["metadata"].append(result.metadata_text or json.dumps(result.metadata, sort_keys=True))
+        instances["source"].append(str(result.source))
+        instances["sha256"].append(result.sha256)
+        instances["ingested_at"].append(stamp)
+        for point in result.points:
+            for name in MEASURES:
+                points[name].append(getattr(point, name))
+    return _table(instances, INSTANCE_COLUMNS), _table(points, POINT_COLUMNS)
+
+
+def _table(columns: dict[str, list], schema: dict[str, str]) -> pa.Table:
+    types = {"VARCHAR": pa.string(), "INTEGER": pa.int64(), "DOUBLE": pa.float64()}
+    return pa.table({name: pa.array(values, types[schema[name].split()[0]]) for name, values in columns.items()})
 
 
 def _integer(value: object) -> int | None:

@@ -55,28 +55,29 @@ def parse_perf_csv(path: Path, text: str | None = None) -> list[PerfPoint]:
     if missing:
         raise PerfCsvError(f"{path}:1: not a perf_analyzer CSV (no {', '.join(missing)} column)")
     index = {name: i for i, name in enumerate(header)}
+    columns = ["Concurrency", *REQUIRED[1:], *(c for c in OPTIONAL if c in index)]
+    positions = [index[column] for column in columns]
+    optional_fields = [OPTIONAL[c] for c in columns[len(REQUIRED) :]]
     points: dict[int, PerfPoint] = {}
     for line, row in enumerate(reader, start=2):
         if not row:
             continue
         if len(row) != len(header):
             raise PerfCsvError(f"{path}:{line}: {len(row)} fields, the header has {len(header)}")
-        concurrency = _number(path, line, "Concurrency", row[index["Concurrency"]])
+        try:  # the common case in one pass; anything odd goes through the checks that name it
+            values = [float(row[i]) for i in positions]
+            sane = all(0 <= value < math.inf for value in values)
+        except ValueError:
+            sane = False
+        if not sane:
+            values = [_number(path, line, column, row[i]) for column, i in zip(columns, positions, strict=True)]
+        concurrency = values[0]
         if concurrency != int(concurrency) or concurrency < 1:
             raise PerfCsvError(f"{path}:{line}: Concurrency must be a positive integer")
-        optional = {
-            field: _number(path, line, column, row[index[column]])
-            for column, field in OPTIONAL.items()
-            if column in index
-        }
         point = PerfPoint(
-            concurrency=int(concurrency),
-            throughput=_number(path, line, "Inferences/Second", row[index["Inferences/Second"]]),
-            p50_us=_number(path, line, "p50 latency", row[index["p50 latency"]]),
-            p90_us=_number(path, line, "p90 latency", row[index["p90 latency"]]),
-            p95_us=_number(path, line, "p95 latency", row[index["p95 latency"]]),
-            p99_us=_number(path, line, "p99 latency", row[index["p99 latency"]]),
-            **optional,
+            int(concurrency),
+            *values[1 : len(REQUIRED)],
+            **dict(zip(optional_fields, values[len(REQUIRED) :], strict=True)),
         )
         if point.concurrency in points:
             raise PerfCsvError(f"{path}:{line}: concurrency {point.concurrency} appears twice")

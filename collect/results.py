@@ -28,6 +28,7 @@ class InstanceResult:
     points: list[PerfPoint]
     source: Path
     sha256: str
+    metadata_text: str = ""  # metadata.json as the runner wrote it: what the store keeps
 
     @property
     def key(self) -> tuple[str, str, str, str, str]:
@@ -80,5 +81,15 @@ def load_instance(directory: Path) -> InstanceResult:
     if reached != sorted(meta["levels_reached"]):
         raise ResultError(f"{csv_path}: holds concurrency {reached}, metadata says {meta['levels_reached']}")
     return InstanceResult(
-        run_id, host, model, config_id, instance, meta["status"], meta, points, directory, digest.hexdigest()
+        run_id,
+        host,
+        model,
+        config_id,
+        instance,
+        meta["status"],
+        meta,
+        points,
+        directory,
+        digest.hexdigest(),
+        raw.decode(errors="replace"),
     )

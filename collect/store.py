@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from bench.layout import STATUSES
 
@@ -145,12 +146,12 @@ class Store:
         """The answer of one query as a pandas frame (small by construction: the callers aggregate)."""
         return self.db.execute(sql, params or []).df()
 
-    def add_frames(self, instances: pd.DataFrame, points: pd.DataFrame) -> int:
-        """Store the instances (and their points) of these frames that are not stored yet."""
-        if instances.empty:
+    def add_frames(self, instances: pd.DataFrame | pa.Table, points: pd.DataFrame | pa.Table) -> int:
+        """Store the instances (and their points) of these tables that are not stored yet."""
+        if len(instances) == 0:
             return 0
-        self.db.register("staged_instances", instances[list(INSTANCE_COLUMNS)])
-        self.db.register("staged_points", points[list(POINT_COLUMNS)])
+        self.db.register("staged_instances", instances)
+        self.db.register("staged_points", points)
         try:
             return self.add_staged("staged_instances", "staged_points")
         finally:
