@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from collect.progress import progress
 from collect.store import INSTANCE_COLUMNS, POINT_COLUMNS, Store, StoreError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 LEGACY_VERSION = 1
+TABLES_OF = ("instances", "points")
 CHUNK = 200_000  # rows per hand-over: the copy's memory stays flat whatever the store's size
 
 
@@ -71,11 +73,15 @@ def migrate(source: Path, target: Path, say: Callable[[str], None] | None = None
         partial = target.with_name(f".{target.name}.partial")
         partial.unlink(missing_ok=True)
         try:
-            with Store(partial) as store, store.transaction():
+            total = sum(expected.values())
+            with Store(partial) as store, store.transaction(), progress("migrate: rows copied") as update:
+                done = 0
                 for table, columns in (("instances", INSTANCE_COLUMNS), ("points", POINT_COLUMNS)):
                     cursor = old.execute(f"SELECT {', '.join(columns)} FROM {table}")
                     while rows := cursor.fetchmany(CHUNK):
                         _append(store, table, list(columns), rows)
+                        done += len(rows)
+                        update(done, total)
                 copied = {table: store.count(table) for table in TABLES_OF}
                 if copied != expected:
                     raise MigrationError(f"{source}: copied {copied}, expected {expected}; nothing migrated")
@@ -89,9 +95,6 @@ def migrate(source: Path, target: Path, say: Callable[[str], None] | None = None
         raise MigrationError(f"{source}: {err}") from None
     finally:
         old.close()
-
-
-TABLES_OF = ("instances", "points")
 
 
 def _append(store: Store, table: str, columns: list[str], rows: list[tuple]) -> None:
