@@ -119,11 +119,8 @@ def step(kind: str, name: str, db: Path, tree: Path, out: Path) -> None:
 
             with store_mod.Store(db) as store:
                 regressions(points_frame(store), run_order(store))
-        else:
-            from collect.history import regressions
-
-            with store_mod.Store(db) as store:
-                regressions(store)
+        else:  # change points over every series' whole history, and the newest run's drops
+            assert mod.main(["regressions", "--db", str(db), "--output", str(out / "regressions.txt")]) in (0, 1)
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "peak_mib": peak_mib()}))
 
@@ -160,7 +157,7 @@ METADATA_TEMPLATE = json.dumps(
 
 def generate_store(db: Path, first_night: int, last_night: int, hosts: int) -> None:
     """Nights [FIRST_NIGHT, LAST_NIGHT) of HOSTS hosts into the store, night-ordered, by SQL."""
-    from collect.store import Store
+    from collect.store import INSTANCE_COLUMNS, Store
 
     models = ", ".join(f"('{m}', {i})" for i, m in enumerate(MODELS))
     with Store(db) as store:
@@ -176,7 +173,8 @@ def generate_store(db: Path, first_night: int, last_night: int, hosts: int) -> N
             )
             with store.transaction():
                 store.db.execute(
-                    f"""INSERT INTO instances SELECT {names}, 'complete', 'entire', 256, '1:10:1', 0, 0, 0, 0, '[]',
+                    f"""INSERT INTO instances ({", ".join(INSTANCE_COLUMNS)})
+                        SELECT {names}, 'complete', 'entire', 256, '1:10:1', 0, 0, 0, 0, '[]',
                         replace(replace(replace(replace(?, '@RUN@', printf('night-%04d', n)),
                             '@HOST@', printf('kp-%03d', h)), '@MODEL@', model),
                             '@CONFIG@', printf('%s-entire-b256-%03d', model, c)),
@@ -195,6 +193,7 @@ def generate_store(db: Path, first_night: int, last_night: int, hosts: int) -> N
                         30, 0
                         {grid}, range(1, {LEVELS + 1}) l(level) ORDER BY n, h, mi, c, level"""
                 )
+                store.fill_best([f"night-{n:04d}" for n in range(start, end)])
 
 
 # ---------------------------------------------------------------- printing

@@ -10,12 +10,13 @@ from collect.store import Store
 
 TABLE = [
     "model",
+    "mode",
+    "batch_size",
     "throughput",
     "host",
     "run_id",
     "config_id",
     "concurrency_range",
-    "batch_size",
     "intra",
     "inter",
     "concurrency",
@@ -26,7 +27,7 @@ TABLE = [
 
 
 def best_per_model(store: Store, run_id: str) -> pd.DataFrame:
-    """Per model, the machine with the highest throughput of the run (the seed's table)."""
+    """Per model, mode and batch size, the machine with the highest throughput of the run."""
     best = queries.best_per_model(store, run_id)
     return best[TABLE].reset_index(drop=True) if not best.empty else pd.DataFrame(columns=TABLE)
 

@@ -39,8 +39,22 @@ def load_baseline(path: Path = DEFAULT_BASELINE) -> pd.DataFrame:
 
 
 def compare_to_baseline(best: pd.DataFrame, baseline: pd.DataFrame) -> pd.DataFrame:
-    """BEST (best_per_model) joined with BASELINE; ratio = run / baseline."""
-    table = best.merge(baseline, on="model", how="inner")
-    table["ratio"] = table["throughput"] / table["baseline_throughput"]
-    columns = ["model", "throughput", "baseline_throughput", "ratio", "batch_size", "baseline_batch_size"]
-    return table[[c for c in columns if c in table]]
+    """BEST (best_per_model) beside BASELINE, per model; ratio = run / baseline only where the batch
+    size (and the mode, when the baseline names one) match: anything else is listed as not comparable."""
+    if "baseline_mode" in baseline:  # another run: its classes, one to one
+        table = best.merge(
+            baseline,
+            left_on=["model", "mode", "batch_size"],
+            right_on=["model", "baseline_mode", "baseline_batch_size"],
+            how="inner",
+        )
+    else:
+        table = best.merge(baseline, on="model", how="inner")
+    same = table["batch_size"] == table["baseline_batch_size"]
+    table["ratio"] = (table["throughput"] / table["baseline_throughput"]).where(same)
+    table["note"] = ""
+    table.loc[~same, "note"] = table[~same].apply(
+        lambda r: f"not compared: batch {r.batch_size} {r['mode']}, baseline batch {r.baseline_batch_size}", axis=1
+    )
+    columns = ["model", "mode", "batch_size", "throughput", "baseline_throughput", "ratio", "baseline_batch_size"]
+    return table[[c for c in [*columns, "note"] if c in table]]

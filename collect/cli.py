@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from bench import facts
 from collect.ingest import ingest
 from collect.nightly import DEFAULT_PLAYBOOK
@@ -30,6 +32,17 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--db", type=Path, default=DEFAULT_DB)
     rep.add_argument("--out", type=Path, default=Path("reports"), help="reports root (default: %(default)s)")
     rep.add_argument("--baseline", type=Path, help="baseline file (default: the seed's Kunpeng 920 table)")
+    rep.add_argument("--thresholds", type=Path, help="change point thresholds (default: collect/thresholds.yml)")
+
+    reg = sub.add_parser(
+        "regressions",
+        help="change points, outliers and drops of every series up to a run; exit 1 when one is an alarm",
+    )
+    reg.add_argument("--run", help="run id (default: the newest in the store)")
+    reg.add_argument("--db", type=Path, default=DEFAULT_DB)
+    reg.add_argument("--thresholds", type=Path, help="change point thresholds (default: collect/thresholds.yml)")
+    reg.add_argument("--format", choices=["text", "json", "junit"], default="text", help="default: %(default)s")
+    reg.add_argument("--output", type=Path, help="write here instead of standard output")
 
     pul = sub.add_parser("pull", help="fetch new result files from every host of an inventory (SFTP)")
     pul.add_argument("-i", "--inventory", type=Path, required=True, help="Ansible inventory of the fleet")
@@ -85,15 +98,52 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from collect.history import describe_regressions
+    from collect.changes import describe
     from collect.report import build_report
 
     with Store.existing(args.db) as store:
-        report = build_report(store, args.run, args.out, args.baseline)
+        report = build_report(store, args.run, args.out, args.baseline, args.thresholds)
     print(f"report: {report.directory}/summary.md and report.html")
-    for line in describe_regressions(report.regressions):
+    for line in describe(report.alarms):
         print(f"REGRESSION {line}")
     return 0
+
+
+def run_regressions(args: argparse.Namespace) -> int:
+    from collect import queries
+    from collect.changes import alarms, describe, load_thresholds
+    from collect.findings_format import as_json, as_junit
+    from collect.report import chosen_run, findings_of
+
+    limits = load_thresholds(args.thresholds) if args.thresholds else load_thresholds()
+    with Store.existing(args.db) as store:
+        order = queries.run_order(store)
+        run = chosen_run(store, args.run, order)
+        found = findings_of(store, run, limits)
+    alarmed = alarms(found, order[: order.index(run) + 1], limits)
+    if args.format == "json":
+        text = as_json(run, found, alarmed)
+    elif args.format == "junit":
+        text = as_junit(run, found, alarmed)
+    else:
+        lines = [f"run {run}: {len(alarmed)} alarm(s), {len(found)} finding(s)"]
+        lines += [f"ALARM {line}" for line in describe(alarmed)]
+        lines += describe(_others(found, alarmed))
+        text = "\n".join(lines) + "\n"
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text)
+        print(f"regressions: {len(alarmed)} alarm(s), {len(found)} finding(s) in {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 1 if len(alarmed) else 0
+
+
+def _others(found: pd.DataFrame, alarmed: pd.DataFrame) -> pd.DataFrame:
+    """FOUND without the rows that are in ALARMED."""
+    keys = ["host", "model", "config_id", "kind", "run_id"]
+    merged = found.merge(alarmed[keys], on=keys, how="left", indicator=True)
+    return merged[merged["_merge"] == "left_only"].drop(columns="_merge")
 
 
 def run_pull(args: argparse.Namespace) -> int:
@@ -211,8 +261,10 @@ def run_compare(args: argparse.Namespace) -> int:
         run = chosen_run(store, args.run, order)
         best = best_per_model(store, run)
         if args.against:
-            other = best_per_model(store, chosen_run(store, args.against, order))[["model", "throughput"]]
-            baseline = other.rename(columns={"throughput": "baseline_throughput"})
+            other = best_per_model(store, chosen_run(store, args.against, order))
+            renamed = {"throughput": "baseline_throughput", "mode": "baseline_mode"}
+            renamed["batch_size"] = "baseline_batch_size"
+            baseline = other[["model", "mode", "batch_size", "throughput"]].rename(columns=renamed)
     if not args.against:
         baseline = load_baseline(args.baseline) if args.baseline else load_baseline()
     table = compare_to_baseline(best, baseline)
@@ -245,6 +297,7 @@ def run_ingest(results: Path, db: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from collect.baseline import BaselineError
+    from collect.changes import ThresholdsError
     from collect.inventory import InventoryError
     from collect.nightly import NightlyError
     from collect.report import ReportError
@@ -257,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_report(args)
         if args.command == "pull":
             return run_pull(args)
+        if args.command == "regressions":
+            return run_regressions(args)
         if args.command == "best":
             return run_best(args)
         if args.command == "export":
@@ -268,6 +323,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "nightly":
             return run_nightly(args)
         return run_compare(args)
-    except (StoreError, ReportError, BaselineError, InventoryError, NightlyError) as err:
+    except (StoreError, ReportError, BaselineError, InventoryError, NightlyError, ThresholdsError) as err:
         print(f"collect: {err}", file=sys.stderr)
         return 2

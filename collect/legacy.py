@@ -82,6 +82,7 @@ def migrate(source: Path, target: Path, say: Callable[[str], None] | None = None
                         _append(store, table, list(columns), rows)
                         done += len(rows)
                         update(done, total)
+                store.fill_best()
                 copied = {table: store.count(table) for table in TABLES_OF}
                 if copied != expected:
                     raise MigrationError(f"{source}: copied {copied}, expected {expected}; nothing migrated")
@@ -102,6 +103,7 @@ def _append(store: Store, table: str, columns: list[str], rows: list[tuple]) -> 
     chunk = pa.table({name: [row[i] for row in rows] for i, name in enumerate(columns)})
     store.db.register("legacy_chunk", chunk)
     try:
-        store.db.execute(f"INSERT INTO {table} SELECT {', '.join(columns)} FROM legacy_chunk")
+        names = ", ".join(columns)
+        store.db.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM legacy_chunk")
     finally:
         store.db.unregister("legacy_chunk")

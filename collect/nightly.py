@@ -113,7 +113,7 @@ def _progress(event: dict, say: Callable[[str], None]) -> bool:
 
 
 def nightly(options: NightlyOptions, say: Callable[[str], None] = print) -> NightlyOutcome:
-    from collect.history import describe_regressions
+    from collect.changes import describe
     from collect.ingest import ingest
     from collect.inventory import targets
     from collect.pull import pull
@@ -163,7 +163,7 @@ def nightly(options: NightlyOptions, say: Callable[[str], None] = print) -> Nigh
                     say_and_log(f"ingest skipped {problem}")
                 say_and_log(f"ingest: {ingested.added} new, {len(ingested.problems)} skipped")
                 report = build_report(store, run_id, options.reports)
-            regressions = describe_regressions(report.regressions)
+            regressions = describe(report.alarms)
             for line in regressions:
                 say_and_log(f"REGRESSION {line}")
             say_and_log(f"report: {report.directory}")

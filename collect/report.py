@@ -13,7 +13,7 @@ import pandas as pd
 from collect import plots, queries
 from collect.aggregate import best_per_model, scaling
 from collect.baseline import compare_to_baseline, load_baseline
-from collect.history import regressions
+from collect.changes import Thresholds, alarms, change_points, load_thresholds, newest_run_drops
 from collect.store import Store
 
 # Runs the history plot spans: a quarter of nightly runs reads at a glance; older ones stay in the store.
@@ -27,7 +27,8 @@ class ReportError(ValueError):
 @dataclass
 class Report:
     directory: Path
-    regressions: pd.DataFrame
+    findings: pd.DataFrame  # steps, outliers and drops in the newest run (collect.changes)
+    alarms: pd.DataFrame  # those of them that are a regression to act on now
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -51,14 +52,28 @@ def chosen_run(store: Store, run_id: str | None, order: list[str]) -> str:
     return run_id
 
 
-def build_report(store: Store, run_id: str | None, out_root: Path, baseline: Path | None = None) -> Report:
+def findings_of(store: Store, run_id: str, limits: Thresholds) -> pd.DataFrame:
+    """Steps and outliers of every series up to RUN_ID, and its drops in RUN_ID."""
+    found = [change_points(store, limits, run_id), newest_run_drops(store, limits, run_id)]
+    return pd.concat([f for f in found if not f.empty] or found[:1], ignore_index=True)
+
+
+def build_report(
+    store: Store,
+    run_id: str | None,
+    out_root: Path,
+    baseline: Path | None = None,
+    thresholds: Path | None = None,
+) -> Report:
     order = queries.run_order(store)
     run_id = chosen_run(store, run_id, order)
     points = queries.points_of_run(store, run_id)
     machines = queries.machines(store, [run_id])
     best = best_per_model(store, run_id)
     compared = compare_to_baseline(best, load_baseline(baseline) if baseline else load_baseline())
-    found = regressions(store, run_id)
+    limits = load_thresholds(thresholds) if thresholds else load_thresholds()
+    found = findings_of(store, run_id, limits)
+    alarmed = alarms(found, order[: order.index(run_id) + 1], limits)
     failed = queries.failures(store, run_id)
     plotted = queries.points_of_run(store, run_id, best_configs_only=True)
     shown_runs = order[: order.index(run_id) + 1][-HISTORY_PLOT_RUNS:]
@@ -79,8 +94,10 @@ def build_report(store: Store, run_id: str | None, out_root: Path, baseline: Pat
         _table(compared),
         "## Scaling of entire over single\n",
         _table(scaling(machines)),
-        "## Regressions\n",
-        _table(found),
+        "## Regressions to act on (steps down in the newest runs, drops in this run)\n",
+        _table(alarmed),
+        "## Change points and outliers over the history\n",
+        _table(found[found["kind"] != "drop in the newest run"]),
         "## Points that failed\n",
         _table(failed),
     ]
@@ -108,7 +125,9 @@ def build_report(store: Store, run_id: str | None, out_root: Path, baseline: Pat
         + best.to_html(index=False)
         + "<h2>Against the baseline</h2>"
         + compared.to_html(index=False)
-        + "<h2>Regressions</h2>"
+        + "<h2>Regressions to act on</h2>"
+        + (alarmed.to_html(index=False) if not alarmed.empty else "<p>none</p>")
+        + "<h2>Change points and outliers</h2>"
         + (found.to_html(index=False) if not found.empty else "<p>none</p>")
         + "<h2>Points that failed</h2>"
         + (failed.to_html(index=False) if not failed.empty else "<p>none</p>")
@@ -117,4 +136,4 @@ def build_report(store: Store, run_id: str | None, out_root: Path, baseline: Pat
         + "</body></html>"
     )
     (directory / "report.html").write_text(page)
-    return Report(directory, found)
+    return Report(directory, found, alarmed)

@@ -50,6 +50,8 @@ install_venv() {
   # perf_analyzer for the controller's own tests: the binary ships in the tritonclient wheel and
   # links libcudart.so.12 from the CUDA runtime wheel; none of their Python dependencies are needed.
   "${uv[@]}" --no-deps "$(grep -E '^tritonclient==' constraints.txt)" "$(grep -E '^nvidia-cuda-runtime-cu12==' constraints.txt)"
+  # apache-otava for its change point analysis only (see requirements.txt): numpy and scipy are there.
+  "${uv[@]}" --no-deps "$(grep -E '^apache-otava==' constraints.txt)"
   "${uv[@]}" --no-deps -e .
   echo "$want" > "$stamp"
   say "virtualenv $venv: ready"

@@ -21,7 +21,7 @@ for item in sorted(report["install"], key=lambda i: i["metadata"]["name"].lower(
         print(f"{name}=={version}")
 PY
   # Installed without dependencies by bootstrap.sh: keep their pins as they are.
-  grep -E '^(tritonclient|nvidia-cuda-runtime-cu12)==' constraints.txt
+  grep -E '^(tritonclient|nvidia-cuda-runtime-cu12|apache-otava)==' constraints.txt
 } > constraints.txt.new
 mv constraints.txt.new constraints.txt
 echo "constraints.txt rewritten: git diff constraints.txt"

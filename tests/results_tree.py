@@ -5,7 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pandas as pd
+
 from bench.layout import CSV_NAME, publish_instance, staging_dir
+from collect.store import INSTANCE_COLUMNS, KEY, POINT_COLUMNS, Store
 from sim.results import simulated_metadata
 from tests.conftest import REPO
 
@@ -87,3 +90,56 @@ def two_run_store(tmp_path: Path) -> Path:
             (single / run).symlink_to(root / run)
             ingest(single, store)
     return db
+
+
+def point(
+    run: str,
+    host: str,
+    model: str,
+    config: str,
+    instance: str,
+    concurrency: int,
+    throughput: float,
+    p99: float = 1000.0,
+    mode: str = "entire",
+    batch: int = 256,
+) -> dict:
+    return {
+        "run_id": run,
+        "host": host,
+        "model": model,
+        "config_id": config,
+        "instance": instance,
+        "concurrency": concurrency,
+        "throughput": throughput,
+        "p50_us": p99 / 2,
+        "p90_us": p99 * 0.9,
+        "p95_us": p99 * 0.95,
+        "p99_us": p99,
+        "status": "complete",
+        "mode": mode,
+        "batch_size": batch,
+        "concurrency_range": "1:2:1",
+        "intra": 0,
+        "inter": 0,
+        "xla": 0,
+        "onednn": 0,
+    }
+
+
+def stored(tmp_path: Path, rows: list[dict]) -> Store:
+    """A real store holding these points (instances derived from them, ingested in row order)."""
+    frame = pd.DataFrame(rows)
+    instances = frame.drop_duplicates(KEY).copy()
+    instances["levels_failed"] = "[]"
+    instances["metadata"] = "{}"
+    instances["source"] = "generated"
+    instances["sha256"] = ""
+    # run order is ingest order: number the runs as they first appear
+    first = {run: i for i, run in enumerate(dict.fromkeys(frame["run_id"]))}
+    instances["ingested_at"] = instances["run_id"].map(lambda run: f"2026-01-01T00:00:{first[run]:02d}")
+    frame = frame.reindex(columns=list(dict.fromkeys([*frame.columns, *POINT_COLUMNS])))
+    store = Store(tmp_path / "store.duckdb")
+    with store.transaction():
+        store.add_frames(instances[list(INSTANCE_COLUMNS)], frame[list(POINT_COLUMNS)])
+    return store

@@ -10,65 +10,12 @@ import pytest
 from collect import queries
 from collect.aggregate import best_per_model, scaling
 from collect.baseline import compare_to_baseline, load_baseline
-from collect.history import regressions
+from collect.changes import load_thresholds, newest_run_drops
 from collect.ingest import ingest
-from collect.store import INSTANCE_COLUMNS, KEY, POINT_COLUMNS, Store
-from tests.results_tree import place
+from collect.store import Store
+from tests.results_tree import place, point, stored
 
 pytestmark = pytest.mark.unit
-
-
-def point(
-    run: str,
-    host: str,
-    model: str,
-    config: str,
-    instance: str,
-    concurrency: int,
-    throughput: float,
-    p99: float = 1000.0,
-    mode: str = "entire",
-    batch: int = 256,
-) -> dict:
-    return {
-        "run_id": run,
-        "host": host,
-        "model": model,
-        "config_id": config,
-        "instance": instance,
-        "concurrency": concurrency,
-        "throughput": throughput,
-        "p50_us": p99 / 2,
-        "p90_us": p99 * 0.9,
-        "p95_us": p99 * 0.95,
-        "p99_us": p99,
-        "status": "complete",
-        "mode": mode,
-        "batch_size": batch,
-        "concurrency_range": "1:2:1",
-        "intra": 0,
-        "inter": 0,
-        "xla": 0,
-        "onednn": 0,
-    }
-
-
-def stored(tmp_path, rows: list[dict], stamps: list[str] | None = None) -> Store:
-    """A real store holding these points (instances derived from them, ingested in row order)."""
-    frame = pd.DataFrame(rows)
-    instances = frame.drop_duplicates(KEY).copy()
-    instances["levels_failed"] = "[]"
-    instances["metadata"] = "{}"
-    instances["source"] = "generated"
-    instances["sha256"] = ""
-    # run order is ingest order: number the runs as they first appear
-    first = {run: i for i, run in enumerate(dict.fromkeys(frame["run_id"]))}
-    instances["ingested_at"] = instances["run_id"].map(lambda run: f"2026-01-01T00:00:{first[run]:02d}")
-    frame = frame.reindex(columns=list(dict.fromkeys([*frame.columns, *POINT_COLUMNS])))
-    store = Store(tmp_path / "store.duckdb")
-    with store.transaction():
-        store.add_frames(instances[list(INSTANCE_COLUMNS)], frame[list(POINT_COLUMNS)])
-    return store
 
 
 @pytest.fixture
@@ -100,10 +47,13 @@ def test_entire_is_the_sum_of_its_instances_best(points: Store) -> None:
 
 
 def test_best_per_model(points: Store) -> None:
-    best = best_per_model(points, "r1").set_index("model")
-    assert best.loc["dlrm", "throughput"] == 180
-    assert best.loc["dlrm", "config_id"] == "dlrm-entire"
-    assert best.loc["dssm", "throughput"] == 300
+    best = best_per_model(points, "r1").set_index(["model", "mode", "batch_size"])
+    # one row per class: the single-instance config is never ranked against the whole machine
+    assert best.loc[("dlrm", "entire", 256), "throughput"] == 180
+    assert best.loc[("dlrm", "entire", 256), "config_id"] == "dlrm-entire"
+    assert best.loc[("dlrm", "single", 256), "throughput"] == 120
+    assert best.loc[("dssm", "entire", 512), "throughput"] == 300
+    assert len(best) == 3
 
 
 def test_scaling_of_entire_over_single(points: Store) -> None:
@@ -137,21 +87,21 @@ def history(tmp_path, values: list[float]) -> Store:
         ([100, 101, 90], False),  # too little history to judge
     ],
 )
-def test_regressions_are_noise_aware(tmp_path, values: list[float], flagged: bool) -> None:
+def test_a_drop_in_the_newest_run_is_noise_aware(tmp_path, values: list[float], flagged: bool) -> None:
     with history(tmp_path, values) as store:
-        found = regressions(store)
+        found = newest_run_drops(store, load_thresholds())
     assert (not found.empty) == flagged
     if flagged:
         row = found.iloc[0]
-        assert (row.run_id, row.throughput) == (f"n{len(values) - 1:02d}", values[-1])
-        assert row.history_median == pd.Series(values[:-1]).median()
+        assert (row.run_id, row.after) == (f"n{len(values) - 1:02d}", values[-1])
+        assert row.before == pd.Series(values[:-1]).median()
 
 
-def test_a_regression_is_judged_against_the_runs_before_it_not_after(tmp_path) -> None:
+def test_a_drop_is_judged_against_the_runs_before_it_not_after(tmp_path) -> None:
     with history(tmp_path, [100, 102, 98, 101, 99, 80, 100, 101]) as store:
-        assert regressions(store).empty  # the newest run is fine
-        found = regressions(store, "n05")
-    assert found.iloc[0].throughput == 80
+        assert newest_run_drops(store, load_thresholds()).empty  # the newest run is fine
+        found = newest_run_drops(store, load_thresholds(), "n05")
+    assert found.iloc[0].after == 80
 
 
 def test_points_come_back_from_the_store(tmp_path) -> None:

@@ -1,0 +1,132 @@
+"""Capacity under a latency budget: per host and model, the highest throughput whose p99 is within the
+budget, with the knobs and the level that reach it, and whether that number can be trusted.
+
+Only like is compared with like: a capacity belongs to a class (model, mode, batch size), and hosts are
+ranked within a class, never across batch sizes or modes.
+
+A point is valid when
+- it was measured: perf_analyzer recorded it (perf_analyzer records only levels that met its
+  stability rule; levels it could not stabilise are the instance's failed levels);
+- its p99 means something: at least MIN_REQUESTS requests were measured at that level, the least with
+  which MLPerf LoadGen's early-stopping criterion can bound a 99th percentile at 99 % confidence
+  (n >= ln(1 - 0.99) / ln(0.99), no request allowed over the bound). perf_analyzer reports the average
+  of its last WINDOWS stable windows, so the requests are (throughput / batch size) x WINDOWS x the
+  window's length, counted with the first attempt's window (retries only lengthen it: a lower bound);
+- the budget is met by every instance of the machine (in `entire` mode the capacity is the sum of its
+  NUMA instances' capacities).
+An invalid capacity is kept and shown with its reason, never as a plain number.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from collect.store import Store
+
+CONFIDENCE, PERCENTILE = 0.99, 0.99
+MIN_REQUESTS = math.ceil(math.log(1 - CONFIDENCE) / math.log(PERCENTILE))  # 459
+WINDOWS = 3
+DEFAULT_WINDOW_MS = 5000  # perf_analyzer's own default, for results that do not say
+DEFAULT_BUDGETS = Path(__file__).with_name("budgets.yml")
+CLASS = ["model", "mode", "batch_size"]
+
+
+class BudgetError(ValueError):
+    pass
+
+
+def load_budgets(path: Path = DEFAULT_BUDGETS) -> tuple[dict[str, float], float]:
+    """(budget per model, default budget) in milliseconds, from a budgets file."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        default = float(data["default_p99_ms"])
+        models = {str(m): float(v) for m, v in (data.get("models") or {}).items()}
+    except (OSError, yaml.YAMLError) as err:
+        raise BudgetError(f"{path}: {err}") from None
+    except (KeyError, TypeError, ValueError) as err:
+        raise BudgetError(f"{path}: needs default_p99_ms and numeric models.<name> budgets ({err})") from None
+    if default <= 0 or any(v <= 0 for v in models.values()):
+        raise BudgetError(f"{path}: budgets must be positive milliseconds")
+    return models, default
+
+
+def machine_capacity(store: Store, run_id: str, budgets: dict[str, float], default_ms: float) -> pd.DataFrame:
+    """Every machine (host, model, config) of the run with its capacity under its model's budget."""
+    models = store.query("SELECT DISTINCT model FROM instances WHERE run_id = ?", [run_id])["model"]
+    table = pd.DataFrame({"model": models, "budget_ms": [budgets.get(m, default_ms) for m in models]})
+    store.db.register("budgets", table)
+    try:
+        return store.query(
+            f"""
+            WITH inst AS (
+                SELECT host, model, config_id, instance, status, mode, batch_size, concurrency_range,
+                       intra, inter, xla, onednn, levels_failed,
+                       coalesce(TRY_CAST(json_extract_string(metadata, '$.config.measurement_interval_ms') AS DOUBLE),
+                                {DEFAULT_WINDOW_MS}) AS window_ms,
+                       TRY_CAST(json_extract_string(metadata, '$.host_facts.cores') AS INTEGER) AS cores,
+                       TRY_CAST(json_extract_string(metadata, '$.host_facts.numa_node_count') AS INTEGER)
+                           AS numa_nodes
+                FROM instances WHERE run_id = ?
+            ),
+            within AS (
+                SELECT p.host, p.model, p.config_id, p.instance,
+                       max(p.throughput) AS capacity,
+                       arg_max(p.concurrency, p.throughput) AS level,
+                       arg_max(p.p50_us, p.throughput) AS p50_us,
+                       arg_max(p.p99_us, p.throughput) AS p99_us
+                FROM points p JOIN budgets b USING (model)
+                WHERE p.run_id = ? AND p.p99_us <= b.budget_ms * 1000
+                GROUP BY ALL
+            ),
+            per_instance AS (
+                SELECT i.*, b.budget_ms, w.capacity, w.level, w.p50_us, w.p99_us,
+                       w.capacity / greatest(i.batch_size, 1) * {WINDOWS} * i.window_ms / 1000 AS requests,
+                       CASE
+                           WHEN i.status = 'failed' THEN 'no level measured'
+                           WHEN w.capacity IS NULL THEN 'no level within the budget'
+                           WHEN w.capacity / greatest(i.batch_size, 1) * {WINDOWS} * i.window_ms / 1000
+                                < {MIN_REQUESTS}
+                               THEN 'too few requests for a p99 (under {MIN_REQUESTS})'
+                       END AS reason
+                FROM inst i JOIN budgets b USING (model)
+                LEFT JOIN within w USING (host, model, config_id, instance)
+            )
+            SELECT host, model, config_id, any_value(mode) AS mode, any_value(batch_size) AS batch_size,
+                   any_value(concurrency_range) AS concurrency_range, any_value(intra) AS intra,
+                   any_value(inter) AS inter, any_value(xla) AS xla, any_value(onednn) AS onednn,
+                   any_value(budget_ms) AS budget_ms,
+                   CASE WHEN bool_and(reason IS NULL) THEN sum(capacity) END AS capacity,
+                   sum(capacity) AS capacity_measured,
+                   count(*) AS instances, string_agg(instance || '@' || level, ' ' ORDER BY instance) AS levels,
+                   max(p50_us) AS p50_us, max(p99_us) AS p99_us, min(requests) AS min_requests,
+                   bool_and(reason IS NULL) AS valid,
+                   string_agg(DISTINCT reason, '; ') AS reason,
+                   any_value(cores) AS cores, any_value(numa_nodes) AS numa_nodes
+            FROM per_instance GROUP BY host, model, config_id
+            ORDER BY model, host, config_id
+            """,
+            [run_id, run_id],
+        )
+    finally:
+        store.db.unregister("budgets")
+
+
+def capacity_per_host(machines: pd.DataFrame) -> pd.DataFrame:
+    """Per class (model, mode, batch size) and host: the config with the highest valid capacity (or,
+    with none valid, the highest measured one, marked invalid), with per-core and per-NUMA-node figures."""
+    if machines.empty:
+        return machines
+    ranked = machines.assign(_valid=machines["valid"].astype(int)).sort_values(
+        ["_valid", "capacity_measured"], ascending=False
+    )
+    best = ranked.drop_duplicates([*CLASS, "host"]).drop(columns="_valid")
+    shown = best["capacity"].fillna(best["capacity_measured"].where(~best["valid"]))
+    best = best.assign(
+        per_core=shown / best["cores"].astype("float64"),
+        per_numa_node=shown / best["numa_nodes"].astype("float64"),
+    )
+    return best.sort_values([*CLASS, "capacity_measured"], ascending=[True, True, True, False]).reset_index(drop=True)
