@@ -117,16 +117,16 @@ def machine_capacity(store: Store, run_id: str, budgets: dict[str, float], defau
 
 def capacity_per_host(machines: pd.DataFrame) -> pd.DataFrame:
     """Per class (model, mode, batch size) and host: the config with the highest valid capacity (or,
-    with none valid, the highest measured one, marked invalid), with per-core and per-NUMA-node figures."""
+    with none valid, the highest measured one, marked invalid), with per-physical-core and
+    per-NUMA-node figures (from the host's fact) beside the total."""
     if machines.empty:
         return machines
     ranked = machines.assign(_valid=machines["valid"].astype(int)).sort_values(
         ["_valid", "capacity_measured"], ascending=False
     )
     best = ranked.drop_duplicates([*CLASS, "host"]).drop(columns="_valid")
-    shown = best["capacity"].fillna(best["capacity_measured"].where(~best["valid"]))
-    best = best.assign(
-        per_core=shown / best["cores"].astype("float64"),
-        per_numa_node=shown / best["numa_nodes"].astype("float64"),
+    best = best.assign(  # an invalid capacity has no per-core figure either
+        per_core=best["capacity"] / best["cores"].astype("float64"),
+        per_numa_node=best["capacity"] / best["numa_nodes"].astype("float64"),
     )
     return best.sort_values([*CLASS, "capacity_measured"], ascending=[True, True, True, False]).reset_index(drop=True)

@@ -53,9 +53,16 @@ def parser() -> argparse.ArgumentParser:
     pul.add_argument("--timeout", type=float, default=15.0, help="seconds per SSH operation")
     pul.add_argument("--retries", type=int, default=3, help="attempts per host")
 
-    bst = sub.add_parser("best", help="the best throughput per model of a run, with the knobs behind it")
+    bst = sub.add_parser(
+        "best",
+        help="the best throughput per model, mode and batch size of a run, with the knobs behind it; with a "
+        "budget, each host's capacity: the highest throughput whose p99 is within it",
+    )
     bst.add_argument("--run", help="run id (default: the newest in the store)")
     bst.add_argument("--db", type=Path, default=DEFAULT_DB)
+    budget = bst.add_mutually_exclusive_group()
+    budget.add_argument("--p99-budget-ms", type=float, help="one p99 budget for every model, in milliseconds")
+    budget.add_argument("--budgets", type=Path, help="budgets per model (the shape of collect/budgets.yml)")
 
     exp = sub.add_parser(
         "export",
@@ -177,14 +184,35 @@ def run_best(args: argparse.Namespace) -> int:
 
     with Store.existing(args.db) as store:
         run = chosen_run(store, args.run, queries.run_order(store))
+        if args.p99_budget_ms is not None or args.budgets:
+            return _print_capacity(store, run, args)
         best = best_per_model(store, run)
         failed = queries.failures(store, run)
-    shown = best[["model", "throughput", "host", "concurrency_range", "batch_size", "intra", "inter", "p99_us"]]
-    print(f"best throughput per model, run {run}:")
+    shown = best[["model", "mode", "batch_size", "throughput", "host", "concurrency_range", "intra", "inter", "p99_us"]]
+    print(f"best throughput per model, mode and batch size, run {run}:")
     print(shown.to_markdown(index=False, floatfmt=",.0f"))
     if not failed.empty:
         print(f"{len(failed)} point(s) did not complete:")
         print(failed.to_markdown(index=False))
+    return 0
+
+
+def _print_capacity(store: Store, run: str, args: argparse.Namespace) -> int:
+    from collect.capacity import BudgetError, capacity_per_host, load_budgets, machine_capacity
+    from collect.tables import capacity_table
+
+    if args.p99_budget_ms is not None:
+        if args.p99_budget_ms <= 0:
+            raise BudgetError(f"--p99-budget-ms must be positive, not {args.p99_budget_ms:g}")
+        budgets, default = {}, args.p99_budget_ms
+    else:
+        budgets, default = load_budgets(args.budgets)
+    table = capacity_per_host(machine_capacity(store, run, budgets, default))
+    print(f"capacity under the p99 budget per model, mode, batch size and host, run {run}:")
+    print(capacity_table(table).to_markdown(index=False, disable_numparse=True))
+    invalid = int((~table["valid"]).sum()) if not table.empty else 0
+    if invalid:
+        print(f"{invalid} capacity(ies) are invalid: the reason is shown instead of a number")
     return 0
 
 
@@ -297,6 +325,7 @@ def run_ingest(results: Path, db: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from collect.baseline import BaselineError
+    from collect.capacity import BudgetError
     from collect.changes import ThresholdsError
     from collect.inventory import InventoryError
     from collect.nightly import NightlyError
@@ -323,6 +352,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "nightly":
             return run_nightly(args)
         return run_compare(args)
-    except (StoreError, ReportError, BaselineError, InventoryError, NightlyError, ThresholdsError) as err:
+    except (StoreError, ReportError, BaselineError, InventoryError, NightlyError, ThresholdsError, BudgetError) as err:
         print(f"collect: {err}", file=sys.stderr)
         return 2

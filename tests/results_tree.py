@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -127,12 +128,13 @@ def point(
     }
 
 
-def stored(tmp_path: Path, rows: list[dict]) -> Store:
-    """A real store holding these points (instances derived from them, ingested in row order)."""
+def stored(tmp_path: Path, rows: list[dict], metadata: dict[str, dict] | None = None) -> Store:
+    """A real store holding these points (instances derived from them, ingested in row order);
+    METADATA: each host's metadata.json content (default: {})."""
     frame = pd.DataFrame(rows)
     instances = frame.drop_duplicates(KEY).copy()
     instances["levels_failed"] = "[]"
-    instances["metadata"] = "{}"
+    instances["metadata"] = instances["host"].map(lambda host: json.dumps((metadata or {}).get(host, {})))
     instances["source"] = "generated"
     instances["sha256"] = ""
     # run order is ingest order: number the runs as they first appear
