@@ -110,6 +110,9 @@ def run_instance(job: dict, instance: dict, results_dir: Path) -> dict:
     by_level: dict[int, dict[str, str]] = {}
     attempts = []
     started = now()
+    # The host as it was when the measurement began; _record reads it again at the end, so a change
+    # during the run (a governor, THP, a sysctl) shows in the result.
+    facts_at_start = read_host_fact(job["host_fact"]) if job.get("host_fact") else None
     for attempt in range(1, int(job["retries"]) + 2):
         missing = [level for level in expected if level not in by_level]
         if not missing:
@@ -152,7 +155,8 @@ def run_instance(job: dict, instance: dict, results_dir: Path) -> dict:
     reached = sorted(level for level in expected if level in by_level)
     if header and by_level:
         write_rows(staging / CSV_NAME, header, [by_level[level] for level in reached])
-    return _record(job, instance, staging, final, expected, reached, attempts, started, {})
+    extra = {"host_facts_start": facts_at_start} if facts_at_start is not None else {}
+    return _record(job, instance, staging, final, expected, reached, attempts, started, extra)
 
 
 def _record(

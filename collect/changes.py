@@ -50,12 +50,15 @@ class Thresholds:
     floor: float
     mads: float
     min_history: int
+    twins_floor: float
+    twins_mads: float
+    twins_min_group: int
 
 
 def load_thresholds(path: Path = DEFAULT_THRESHOLDS) -> Thresholds:
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
-        cp, out, new = data["change_points"], data["outliers"], data["newest_run"]
+        cp, out, new, twins = data["change_points"], data["outliers"], data["newest_run"], data["twins"]
         return Thresholds(
             max_pvalue=float(cp["max_pvalue"]),
             min_magnitude=float(cp["min_magnitude"]),
@@ -68,6 +71,9 @@ def load_thresholds(path: Path = DEFAULT_THRESHOLDS) -> Thresholds:
             floor=float(new["floor"]),
             mads=float(new["mads"]),
             min_history=int(new["min_history"]),
+            twins_floor=float(twins["floor"]),
+            twins_mads=float(twins["mads"]),
+            twins_min_group=int(twins["min_group"]),
         )
     except (OSError, yaml.YAMLError) as err:
         raise ThresholdsError(f"{path}: {err}") from None

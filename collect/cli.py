@@ -44,6 +44,16 @@ def parser() -> argparse.ArgumentParser:
     reg.add_argument("--format", choices=["text", "json", "junit"], default="text", help="default: %(default)s")
     reg.add_argument("--output", type=Path, help="write here instead of standard output")
 
+    twn = sub.add_parser(
+        "twins", help="hosts grouped by fingerprint; those that stray from their twins, and the fields that differ"
+    )
+    twn.add_argument("--run", help="run id (default: the newest in the store)")
+    twn.add_argument("--db", type=Path, default=DEFAULT_DB)
+    twn.add_argument("--thresholds", type=Path, help="default: collect/thresholds.yml")
+    twin_budget = twn.add_mutually_exclusive_group()
+    twin_budget.add_argument("--p99-budget-ms", type=float, help="compare capacities under this budget")
+    twin_budget.add_argument("--budgets", type=Path, help="compare capacities under these budgets")
+
     pul = sub.add_parser("pull", help="fetch new result files from every host of an inventory (SFTP)")
     pul.add_argument("-i", "--inventory", type=Path, required=True, help="Ansible inventory of the fleet")
     pul.add_argument("--limit", default="all", help="group or host (default: all)")
@@ -151,6 +161,44 @@ def _others(found: pd.DataFrame, alarmed: pd.DataFrame) -> pd.DataFrame:
     keys = ["host", "model", "config_id", "kind", "run_id"]
     merged = found.merge(alarmed[keys], on=keys, how="left", indicator=True)
     return merged[merged["_merge"] == "left_only"].drop(columns="_merge")
+
+
+def run_twins(args: argparse.Namespace) -> int:
+    from collect import queries
+    from collect.changes import load_thresholds
+    from collect.report import chosen_run
+    from collect.twins import twins
+
+    limits = load_thresholds(args.thresholds) if args.thresholds else load_thresholds()
+    with Store.existing(args.db) as store:
+        run = chosen_run(store, args.run, queries.run_order(store))
+        values = _capacity_values(store, run, args) if (args.p99_budget_ms or args.budgets) else None
+        table = twins(store, run, limits, values)
+    measure = "capacity under the budget" if values is not None else "best throughput"
+    strays = table[table["verdict"] == "strays"] if not table.empty else table
+    hosts = table["host"].nunique() if len(table) else 0
+    print(f"twins, run {run} ({measure}): {len(strays)} stray(s) among {hosts} host(s)")
+    if table.empty:
+        return 0
+    shown = table.sort_values(["verdict", "model", "host"], key=lambda c: c.ne("strays") if c.name == "verdict" else c)
+    shown = shown.assign(
+        value=shown["value"].map("{:,.0f}".format), ratio_to_twins=shown["ratio_to_twins"].map("{:.2f}".format)
+    )
+    columns = ["model", "mode", "batch_size", "host", "value", "ratio_to_twins", "twins", "group", "verdict", "why"]
+    if shown["changed_during_run"].astype(bool).any():
+        columns.append("changed_during_run")
+    print(shown[columns].to_markdown(index=False, disable_numparse=True))
+    return 0
+
+
+def _capacity_values(store: Store, run: str, args: argparse.Namespace) -> pd.DataFrame:
+    """Each host's valid capacity per class, as twins compares it."""
+    from collect.capacity import capacity_per_host, load_budgets, machine_capacity
+
+    budgets, default = ({}, args.p99_budget_ms) if args.p99_budget_ms else load_budgets(args.budgets)
+    table = capacity_per_host(machine_capacity(store, run, budgets, default))
+    valid = table[table["valid"]]
+    return valid[["host", "model", "mode", "batch_size"]].assign(value=valid["capacity"])
 
 
 def run_pull(args: argparse.Namespace) -> int:
@@ -341,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_pull(args)
         if args.command == "regressions":
             return run_regressions(args)
+        if args.command == "twins":
+            return run_twins(args)
         if args.command == "best":
             return run_best(args)
         if args.command == "export":

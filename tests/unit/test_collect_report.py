@@ -80,7 +80,7 @@ def test_best_prints_each_models_best_machine_of_the_run(store_path: Path, capsy
         expected = best_per_model(store, "2026-11-01")
     assert main(["best", "--db", str(store_path), "--run", "2026-11-01"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("best throughput per model, run 2026-11-01:")
+    assert out.startswith("best throughput per model, mode and batch size, run 2026-11-01:")
     for row in expected.itertuples():
         line = next(line for line in out.splitlines() if re.match(rf"\|\s*{row.model}\s*\|", line))
         assert f"{row.throughput:,.0f}" in line and row.host in line

@@ -51,6 +51,14 @@ def kunpeng_tree(root: Path) -> None:
     write(root, "proc/cpuinfo", KUNPENG_CPUINFO)
     write(root, "proc/meminfo", "MemTotal:       10485760 kB\nMemFree: 1 kB\n")
     write(root, "etc/os-release", 'NAME="openEuler"\nPRETTY_NAME="openEuler 22.03 (LTS-SP1)"\n')
+    write(root, "proc/cmdline", "BOOT_IMAGE=/vmlinuz root=/dev/sda2 iommu.passthrough=1\n")
+    write(root, "sys/devices/system/cpu/cpu0/cpufreq/scaling_max_freq", "2600000\n")
+    write(root, "sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq", "2600000\n")
+    write(root, "proc/sys/vm/swappiness", "60\n")
+    write(root, "proc/sys/kernel/numa_balancing", "1\n")
+    write(root, "proc/sys/kernel/sched_autogroup_enabled", "1\n")
+    write(root, "sys/devices/system/cpu/vulnerabilities/spectre_v2", "Mitigation: CSV2, BHB\n")
+    write(root, "sys/class/dmi/id/bios_version", "1.79\n")
 
 
 def read_fact(root: Path) -> dict:
@@ -72,6 +80,14 @@ def test_describes_a_multi_socket_numa_host(tmp_path: Path) -> None:
     assert fact["governor"] == "ondemand"
     assert fact["thp"] == {"enabled": "never", "defrag": "always"}
     assert fact["os"] == "openEuler 22.03 (LTS-SP1)"
+    # what may explain a difference between twins
+    assert fact["cmdline"] == "BOOT_IMAGE=/vmlinuz root=/dev/sda2 iommu.passthrough=1"
+    assert fact["cpufreq"]["max_khz"] == fact["cpufreq"]["hardware_max_khz"] == "2600000"
+    assert fact["sysctl"]["vm.swappiness"] == "60" and fact["sysctl"]["kernel.numa_balancing"] == "1"
+    assert fact["sysctl"]["kernel.sched_autogroup_enabled"] == "1"
+    assert fact["sysctl"]["vm.zone_reclaim_mode"] is None  # absent here: recorded as unknown
+    assert fact["mitigations"] == {"spectre_v2": "Mitigation: CSV2, BHB"}
+    assert fact["firmware"]["bios_version"] == "1.79"
 
 
 def test_counts_hyperthreads_as_threads_not_cores(tmp_path: Path) -> None:

@@ -85,8 +85,17 @@ def files_and_keys(root: Path) -> dict[str, list[str]]:
     }
 
 
+# Keys the runner added since the v1 tree, each optional to the collector (additive, same schema).
+ADDED_SINCE_V1 = {"host_facts_start"}  # the host fact read when the measurement began (twins)
+
+
 def test_the_runner_writes_the_same_files_and_metadata_keys(tmp_path: Path) -> None:
-    assert files_and_keys(new_tree(tmp_path)) == files_and_keys(OLD / "tree")
+    new = files_and_keys(new_tree(tmp_path))
+    assert {path: [k for k in keys if k not in ADDED_SINCE_V1] for path, keys in new.items()} == files_and_keys(
+        OLD / "tree"
+    )
+    measured = [keys for path, keys in new.items() if path.endswith("metadata.json") and "attempts" in keys]
+    assert any("host_facts_start" in keys for keys in measured)
 
 
 def test_the_collector_reads_both_trees_alike(tmp_path: Path) -> None:
