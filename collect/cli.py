@@ -33,6 +33,7 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, default=Path("reports"), help="reports root (default: %(default)s)")
     rep.add_argument("--baseline", type=Path, help="baseline file (default: the seed's Kunpeng 920 table)")
     rep.add_argument("--thresholds", type=Path, help="change point thresholds (default: collect/thresholds.yml)")
+    rep.add_argument("--budgets", type=Path, help="p99 budgets per model (default: collect/budgets.yml, 300 ms)")
 
     reg = sub.add_parser(
         "regressions",
@@ -119,7 +120,7 @@ def run_report(args: argparse.Namespace) -> int:
     from collect.report import build_report
 
     with Store.existing(args.db) as store:
-        report = build_report(store, args.run, args.out, args.baseline, args.thresholds)
+        report = build_report(store, args.run, args.out, args.baseline, args.thresholds, args.budgets)
     print(f"report: {report.directory}/summary.md and report.html")
     for line in describe(report.alarms):
         print(f"REGRESSION {line}")

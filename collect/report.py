@@ -3,21 +3,27 @@ and the data behind them as CSV and Parquet."""
 
 from __future__ import annotations
 
-import base64
 import html
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from collect import plots, queries
+from collect import html_report, queries
 from collect.aggregate import best_per_model, scaling
 from collect.baseline import compare_to_baseline, load_baseline
+from collect.capacity import capacity_per_host, load_budgets, machine_capacity
 from collect.changes import Thresholds, alarms, change_points, load_thresholds, newest_run_drops
+from collect.exchange import export_points
 from collect.store import Store
+from collect.twins import twins
 
 # Runs the history plot spans: a quarter of nightly runs reads at a glance; older ones stay in the store.
 HISTORY_PLOT_RUNS = 90
+CAPACITY_SHOWN = [
+    "model", "mode", "batch_size", "host", "capacity", "per_core", "per_numa_node", "budget_ms", "p99_us",
+    "levels", "min_requests", "valid", "reason", "capacity_measured", "config_id", "intra", "inter",
+]  # fmt: skip
 
 
 class ReportError(ValueError):
@@ -64,6 +70,7 @@ def build_report(
     out_root: Path,
     baseline: Path | None = None,
     thresholds: Path | None = None,
+    budgets_file: Path | None = None,
 ) -> Report:
     order = queries.run_order(store)
     run_id = chosen_run(store, run_id, order)
@@ -72,6 +79,7 @@ def build_report(
     best = best_per_model(store, run_id)
     compared = compare_to_baseline(best, load_baseline(baseline) if baseline else load_baseline())
     limits = load_thresholds(thresholds) if thresholds else load_thresholds()
+    budgets, default_ms = load_budgets(budgets_file) if budgets_file else load_budgets()
     found = findings_of(store, run_id, limits)
     alarmed = alarms(found, order[: order.index(run_id) + 1], limits)
     failed = queries.failures(store, run_id)
@@ -81,8 +89,8 @@ def build_report(
     directory = out_root / run_id
     directory.mkdir(parents=True, exist_ok=True)
 
-    points.to_csv(directory / "points.csv", index=False)
-    points.to_parquet(directory / "points.parquet", index=False)
+    for name in ("points.csv", "points.parquet"):  # written by the engine, not pandas: a night is 100,000 rows
+        export_points(store, directory / name, [run_id])
     machines.to_csv(directory / "machines.csv", index=False)
 
     summary = [
@@ -103,37 +111,55 @@ def build_report(
     ]
     (directory / "summary.md").write_text("\n".join(summary))
 
-    images = []
-    for model in sorted(points["model"].unique()):
-        for title, png in (
-            ("throughput against concurrency", plots.throughput_vs_concurrency(plotted, model)),
-            ("p99 latency against throughput", plots.latency_vs_throughput(plotted, model)),
-            ("history", plots.history(history, model, shown_runs)),
-        ):
-            encoded = base64.b64encode(png).decode()
-            images.append(
-                f'<h3>{html.escape(model)}: {title}</h3><img alt="{html.escape(model)} {title}" '
-                f'src="data:image/png;base64,{encoded}">'
-            )
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>recbench {html.escape(run_id)}</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px}img{max-width:100%}</style></head><body>"
-        f"<h1>recbench run {html.escape(run_id)}</h1>"
-        "<h2>Best throughput per model</h2>"
-        + best.to_html(index=False)
-        + "<h2>Against the baseline</h2>"
-        + compared.to_html(index=False)
-        + "<h2>Regressions to act on</h2>"
-        + (alarmed.to_html(index=False) if not alarmed.empty else "<p>none</p>")
-        + "<h2>Change points and outliers</h2>"
-        + (found.to_html(index=False) if not found.empty else "<p>none</p>")
-        + "<h2>Points that failed</h2>"
-        + (failed.to_html(index=False) if not failed.empty else "<p>none</p>")
-        + "<h2>Plots</h2>"
-        + "".join(images)
-        + "</body></html>"
+    capacity = capacity_per_host(machine_capacity(store, run_id, budgets, default_ms))
+    twin_table = twins(store, run_id, limits)
+    page = _html(
+        run_id, points, best, compared, capacity, twin_table, alarmed, found, failed, plotted, history, shown_runs
     )
     (directory / "report.html").write_text(page)
     return Report(directory, found, alarmed)
+
+
+def _html(
+    run_id: str,
+    points: pd.DataFrame,
+    best: pd.DataFrame,
+    compared: pd.DataFrame,
+    capacity: pd.DataFrame,
+    twin_table: pd.DataFrame,
+    alarmed: pd.DataFrame,
+    found: pd.DataFrame,
+    failed: pd.DataFrame,
+    plotted: pd.DataFrame,
+    history: pd.DataFrame,
+    runs: list[str],
+) -> str:
+    figures: list[tuple[str, object]] = [("", html_report.overview(twin_table))]
+    for model in sorted(points["model"].unique()):
+        budget = float(capacity.loc[capacity["model"] == model, "budget_ms"].max()) if not capacity.empty else 300.0
+        figures.append((f"{model}", html_report.curves(plotted, model, budget)))
+        figures.append(("", html_report.history(history, found, model, runs)))
+    invalid = capacity[~capacity["valid"]] if not capacity.empty else capacity
+    strays = twin_table[twin_table["verdict"] == "strays"] if not twin_table.empty else twin_table
+    twin_view = twin_table.sort_values("verdict", key=lambda v: v.ne("strays")) if not twin_table.empty else twin_table
+    sections = [
+        html_report.Section("Regressions to act on", html_report.table(alarmed)),
+        html_report.Section("Hosts that stray from their twins", html_report.table(strays)),
+        html_report.Section(
+            "Capacity under the p99 budget, per host",
+            html_report.table(capacity[[c for c in CAPACITY_SHOWN if c in capacity]], ~capacity["valid"])
+            if not capacity.empty
+            else "<p>none</p>",
+        ),
+        html_report.Section("Best throughput per model, mode and batch size", html_report.table(best)),
+        html_report.Section("Against the baseline (same batch size only)", html_report.table(compared)),
+        html_report.Section("Change points and outliers over the history", html_report.table(found)),
+        html_report.Section("Twins (every host)", html_report.table(twin_view)),
+        html_report.Section("Points that failed", html_report.table(failed)),
+        html_report.Section("Capacities that are invalid, and why", html_report.table(invalid)),
+    ]
+    intro = (
+        f"{points['host'].nunique()} host(s), {points['model'].nunique()} model(s), {len(points):,} measured points. "
+        "Hover a point for its knobs; click a table header to sort."
+    )
+    return html_report.page(f"recbench run {run_id}", html.escape(intro), sections, figures)

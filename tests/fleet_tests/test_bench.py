@@ -17,6 +17,7 @@ from bench import facts
 from bench.sweeps import configs_for
 from sim.fleet.fleet import Fleet
 from sim.fleet.podman import podman
+from tests.browser import html_attribute, rendered_dom
 from tests.conftest import run
 
 pytestmark = pytest.mark.fleet
@@ -231,12 +232,18 @@ def test_nightly_runs_the_pipeline_reports_and_names_a_regression(benched, tmp_p
     assert proc.returncode == 1, output[-4000:]
     assert "nightly tonight: regression" in proc.stdout
     flagged = [line for line in proc.stderr.splitlines() if "REGRESSION" in line]
-    assert flagged and all("below the median of 3 runs" in line for line in flagged), output[-3000:]
+    assert flagged and all("in the newest run" in line and "median of 3 runs" in line for line in flagged), output[
+        -3000:
+    ]
     # The run's results came home, were stored and reported; its logs are kept.
     assert any(f" {NIGHTLY_MODEL} " in line for line in flagged), flagged
     # A simulated host has one NUMA node: one instance per point.
     hosts, configs = len(fleet.hosts()), len(configs_for([NIGHTLY_MODEL], profile="ci"))
     assert len(list((nightly_results / "tonight").glob("*/*/*/*/metadata.json"))) == hosts * configs
-    assert (tmp_path / "reports" / "tonight" / "report.html").stat().st_size > 10_000
+    page = tmp_path / "reports" / "tonight" / "report.html"
+    dom = rendered_dom(page)  # the real fleet's report, opened in a real headless browser
+    assert html_attribute(dom, "data-script-errors") is None, dom[:2000]
+    assert int(html_attribute(dom, "data-plots") or 0) == 3  # overview, curves and history of the one model
+    assert all(host.name in dom for host in fleet.hosts()) and NIGHTLY_MODEL in dom
     assert (tmp_path / "logs" / "tonight" / "nightly.log").read_text().count("REGRESSION") == len(flagged)
     assert list((tmp_path / "logs" / "tonight" / "runner" / "artifacts").glob("*/stdout"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import re
 import subprocess
 import sys
@@ -11,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from PIL import Image
 
 from collect.report import ReportError, build_report
 from collect.store import Store
+from tests.browser import html_attribute, rendered_dom
 from tests.conftest import REPO
 from tests.results_tree import two_run_store
 
@@ -34,13 +32,14 @@ def test_report_writes_summary_html_with_plots_and_exports(store_path: Path, tmp
     assert "# recbench run 2026-11-02" in summary
     assert "19,519" in summary  # kp-01: 10469.8 + 9049.51, the best dlrm machine
     assert "kp-02" in summary and "partial" in summary  # the point that stopped early is listed
-    page = (report.directory / "report.html").read_text()
-    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-    assert len(images) == 3
-    for encoded in images:
-        image = Image.open(io.BytesIO(base64.b64decode(encoded))).convert("L")
-        assert image.size[0] >= 600
-        assert len(image.getcolors(maxcolors=1 << 16)) > 20  # lines, labels and axes, not a blank canvas
+    page = report.directory / "report.html"
+    text = page.read_text()
+    assert "<script src=" not in text and "<link" not in text  # self-contained: opens with no network
+    dom = rendered_dom(page)
+    assert html_attribute(dom, "data-script-errors") is None
+    assert html_attribute(dom, "data-plots") == "3"  # overview, and per model its curves and history
+    assert "kp-01" in dom and "kp-02" in dom and "dlrm" in dom
+    assert "19,519" in dom  # thousands separators in the tables
     exported = pd.read_parquet(report.directory / "points.parquet")
     assert len(exported) == len(pd.read_csv(report.directory / "points.csv")) == 4 + 4 + 1
 
@@ -86,3 +85,12 @@ def test_best_prints_each_models_best_machine_of_the_run(store_path: Path, capsy
         assert f"{row.throughput:,.0f}" in line and row.host in line
     assert main(["best", "--db", str(store_path), "--run", "nope"]) == 2
     assert capsys.readouterr().err.strip().startswith(f"collect: run 'nope' is not in {store_path} (runs: 2026-11-01")
+
+
+def test_a_script_error_in_the_page_is_seen_by_the_browser_check(store_path: Path, tmp_path: Path) -> None:
+    """The check above can fail: the same page with a broken script reports it."""
+    with Store(store_path) as store:
+        page = build_report(store, None, tmp_path / "reports").directory / "report.html"
+    broken = tmp_path / "broken.html"
+    broken.write_text(page.read_text().replace("</body>", "<script>undefinedFunction();</script></body>"))
+    assert html_attribute(rendered_dom(broken), "data-script-errors") == "1"
