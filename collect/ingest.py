@@ -4,7 +4,10 @@ path and skip them, store everything else in one transaction; nothing already st
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,11 +15,12 @@ from pathlib import Path
 import pyarrow as pa
 
 from collect.results import InstanceResult, ResultError, instance_dirs, load_instance
-from collect.store import INSTANCE_COLUMNS, KEY, POINT_COLUMNS, Store
+from collect.store import BEST_COLUMNS, INSTANCE_COLUMNS, KEY, POINT_COLUMNS, Store
 
-# Instances handed to the engine at once: large enough that DuckDB's bulk path dominates, small
-# enough that a year's tree never sits in memory.
-BATCH = 5000
+# Instance directories read by one worker and handed to the engine at once: large enough that the
+# bulk paths dominate, small enough that a year's tree never sits in memory and progress moves.
+CHUNK = 1000
+MAX_WORKERS = 4
 KNOB_COLUMNS = ["mode", "batch_size", "concurrency_range", "intra", "inter", "xla", "onednn"]
 TEXT_KNOBS = {"mode", "concurrency_range"}
 MEASURES = [name for name in POINT_COLUMNS if name not in KEY]
@@ -30,9 +34,10 @@ class IngestReport:
     found: int = 0  # instance directories under the tree (broken ones included)
 
 
-def frames_of(results: Iterable[InstanceResult], stamp: str) -> tuple[pa.Table, pa.Table]:
-    """The store's rows for RESULTS, column by column: one per instance, one per point."""
-    instances: dict[str, list] = {name: [] for name in INSTANCE_COLUMNS}
+def columns_of(results: Iterable[InstanceResult], stamp: str) -> tuple[dict[str, list], dict[str, list]]:
+    """The store's rows for RESULTS, column by column, as plain lists (what a worker process sends
+    back): one row per instance, one per point."""
+    instances: dict[str, list] = {name: [] for name in INSTANCE_COLUMNS | BEST_COLUMNS}
     points: dict[str, list] = {name: [] for name in POINT_COLUMNS}
     for result in results:
         config = result.metadata.get("config", {})
@@ -48,10 +53,23 @@ def frames_of(results: Iterable[InstanceResult], stamp: str) -> tuple[pa.Table, 
         instances["source"].append(str(result.source))
         instances["sha256"].append(result.sha256)
         instances["ingested_at"].append(stamp)
+        # the best point, here where the points are at hand (the store keeps it beside the instance)
+        best = max(result.points, key=lambda point: point.throughput, default=None)
+        instances["best_throughput"].append(best.throughput if best else None)
+        instances["best_concurrency"].append(best.concurrency if best else None)
+        instances["best_p50_us"].append(best.p50_us if best else None)
+        instances["best_p90_us"].append(best.p90_us if best else None)
+        instances["best_p99_us"].append(best.p99_us if best else None)
         for point in result.points:
             for name in MEASURES:
                 points[name].append(getattr(point, name))
-    return _table(instances, INSTANCE_COLUMNS), _table(points, POINT_COLUMNS)
+    return instances, points
+
+
+def frames_of(results: Iterable[InstanceResult], stamp: str) -> tuple[pa.Table, pa.Table]:
+    """The store's rows for RESULTS as Arrow tables."""
+    instances, points = columns_of(results, stamp)
+    return _table(instances, INSTANCE_COLUMNS | BEST_COLUMNS), _table(points, POINT_COLUMNS)
 
 
 def _table(columns: dict[str, list], schema: dict[str, str]) -> pa.Table:
@@ -66,28 +84,58 @@ def _integer(value: object) -> int | None:
     return int(value)  # type: ignore[arg-type]
 
 
-def ingest(root: Path, store: Store, progress: Callable[[int, int], None] | None = None) -> IngestReport:
+Columns = tuple[dict[str, list], dict[str, list], list[str]]
+
+
+def read_chunk(directories: list[Path], stamp: str) -> Columns:
+    """Validate and read some instance directories: their store rows, and the problems found. Plain
+    Python only (no Arrow, no DuckDB): it runs in forked worker processes."""
+    results, problems = [], []
+    for directory in directories:
+        try:
+            results.append(load_instance(directory))
+        except ResultError as err:
+            problems.append(str(err))
+    instances, points = columns_of(results, stamp)
+    return instances, points, problems
+
+
+def ingest(
+    root: Path, store: Store, progress: Callable[[int, int], None] | None = None, workers: int | None = None
+) -> IngestReport:
+    """Store every valid instance under ROOT not stored yet, in one transaction. Reading and checking
+    the files (most of the time) runs in WORKERS processes (default: one per CPU, at most 4) when the
+    tree is large enough to repay starting them; the engine adds their rows in order, in this one."""
     report = IngestReport()
     directories = list(instance_dirs(root))
     report.found = len(directories)
-    pending: list[InstanceResult] = []
     stamp = datetime.now(UTC).isoformat()
+    chunks = [directories[i : i + CHUNK] for i in range(0, len(directories), CHUNK)]
+    workers = workers if workers is not None else min(os.cpu_count() or 1, MAX_WORKERS)
+    done = 0
 
-    def flush() -> None:
-        added = store.add_frames(*frames_of(pending, stamp))
+    def store_chunk(chunk: list[Path], read: Columns) -> None:
+        nonlocal done
+        instance_columns, point_columns, problems = read
+        instances = _table(instance_columns, INSTANCE_COLUMNS | BEST_COLUMNS)
+        added = store.add_frames(instances, _table(point_columns, POINT_COLUMNS))
         report.added += added
-        report.already_stored += len(pending) - added
-        pending.clear()
+        report.already_stored += instances.num_rows - added
+        report.problems.extend(problems)
+        done += len(chunk)
+        if progress:
+            progress(done, len(directories))
 
     with store.transaction():
-        for number, directory in enumerate(directories, start=1):
-            try:
-                pending.append(load_instance(directory))
-            except ResultError as err:
-                report.problems.append(str(err))
-            if len(pending) >= BATCH:
-                flush()
-            if progress:
-                progress(number, len(directories))
-        flush()
+        if workers > 1 and len(chunks) > 1:
+            # fork: the workers inherit the loaded modules instead of importing them again
+            context = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                for chunk, read in zip(chunks, pool.map(read_chunk, chunks, [stamp] * len(chunks)), strict=True):
+                    store_chunk(chunk, read)
+        else:
+            for chunk in chunks:
+                store_chunk(chunk, read_chunk(chunk, stamp))
+    if progress and not directories:
+        progress(0, 0)
     return report

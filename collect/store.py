@@ -163,40 +163,47 @@ class Store:
         return self.db.execute(sql, params or []).df()
 
     def add_frames(self, instances: pd.DataFrame | pa.Table, points: pd.DataFrame | pa.Table) -> int:
-        """Store the instances (and their points) of these tables that are not stored yet."""
+        """Store the instances (and their points) of these tables that are not stored yet. INSTANCES
+        may carry the best-point columns already (the ingest computes them); else they are computed."""
         if len(instances) == 0:
             return 0
         self.db.register("staged_instances", instances)
         self.db.register("staged_points", points)
         try:
-            return self.add_staged("staged_instances", "staged_points")
+            names = instances.column_names if isinstance(instances, pa.Table) else list(instances.columns)
+            return self.add_staged("staged_instances", "staged_points", best_included=set(BEST_COLUMNS) <= set(names))
         finally:
             self.db.unregister("staged_instances")
             self.db.unregister("staged_points")
 
-    def add_staged(self, instances: str, points: str) -> int:
+    def add_staged(self, instances: str, points: str, best_included: bool = False) -> int:
         """Store the rows of two relations (SQL table expressions with the tables' columns) whose
         instance is not stored yet. Runs inside the caller's transaction (see `transaction`).
         Returns how many instances were new."""
         keys = ", ".join(KEY)
+        columns = list(INSTANCE_COLUMNS) + (list(BEST_COLUMNS) if best_included else [])
         # Only the runs being added can hold a duplicate: the run filter lets DuckDB skip the rest.
         self.db.execute(
-            f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT s.* FROM (SELECT {', '.join(INSTANCE_COLUMNS)} "
+            f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT s.* FROM (SELECT {', '.join(columns)} "
             f"FROM {instances}) s ANTI JOIN (SELECT {keys} FROM instances "
             f"WHERE run_id IN (SELECT DISTINCT run_id FROM {instances})) i USING ({keys})"
         )
         added = self.db.execute("SELECT count(*) FROM fresh").fetchone()[0]
-        self.db.execute(
-            f"CREATE OR REPLACE TEMP TABLE fresh_points AS SELECT p.* FROM "
-            f"(SELECT {', '.join(POINT_COLUMNS)} FROM {points}) p SEMI JOIN fresh USING ({keys})"
+        new_points = (
+            f"SELECT p.* FROM (SELECT {', '.join(POINT_COLUMNS)} FROM {points}) p SEMI JOIN fresh USING ({keys})"
         )
-        self.db.execute(
-            f"INSERT INTO instances SELECT f.*, {', '.join(f'b.{c}' for c in BEST_COLUMNS)} FROM fresh f "
-            f"LEFT JOIN (SELECT {keys}, {BEST_OF_POINTS} FROM fresh_points GROUP BY {keys}) b USING ({keys})"
-        )
-        self.db.execute("INSERT INTO points SELECT * FROM fresh_points")
+        if best_included:
+            self.db.execute("INSERT INTO instances SELECT * FROM fresh")
+            self.db.execute(f"INSERT INTO points {new_points}")
+        else:
+            self.db.execute(f"CREATE OR REPLACE TEMP TABLE fresh_points AS {new_points}")
+            self.db.execute(
+                f"INSERT INTO instances SELECT f.*, {', '.join(f'b.{c}' for c in BEST_COLUMNS)} FROM fresh f "
+                f"LEFT JOIN (SELECT {keys}, {BEST_OF_POINTS} FROM fresh_points GROUP BY {keys}) b USING ({keys})"
+            )
+            self.db.execute("INSERT INTO points SELECT * FROM fresh_points")
+            self.db.execute("DROP TABLE fresh_points")
         self.db.execute("DROP TABLE fresh")
-        self.db.execute("DROP TABLE fresh_points")
         return int(added)
 
     def fill_best(self, runs: list[str] | None = None) -> None:

@@ -87,7 +87,7 @@ def test_one_ingest_is_one_transaction(tmp_path: Path, monkeypatch) -> None:
         ingest(root, store)
     before = {table: rows(db, table) for table in ("instances", "points")}
     place_run(root, "r2")
-    monkeypatch.setattr(ingest_module, "BATCH", 1)  # one instance per hand-over to the engine
+    monkeypatch.setattr(ingest_module, "CHUNK", 1)  # one instance per hand-over to the engine
     calls = {"n": 0}
     real = Store.add_frames
 
