@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from sim.fleet.emulation import EmulationUnavailable
-from sim.fleet.fleet import DEFAULT_STATE_DIR, Fleet, FleetError
+from sim.fleet.fleet import DEFAULT_STATE_DIR, SLOW_CPUS, Fleet, FleetError
 from sim.fleet.image import ensure_image
 from sim.fleet.podman import PodmanError
 
@@ -29,6 +29,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     up.add_argument(
         "--aarch64", type=int, default=0, metavar="M", help="also start M emulated aarch64 hosts (qemu-user-static)"
     )
+    up.add_argument("--slow", type=int, default=0, metavar="K", help="make the last K native hosts slower (CPU quota)")
+    up.add_argument(
+        "--slow-cpus", type=float, default=SLOW_CPUS, help="CPU quota of a slow host, in cores (default: %(default)s)"
+    )
     image = sub.add_parser("image", help="build the host image(s) if missing or stale (Molecule uses them)")
     image.add_argument("--aarch64", action="store_true", help="also build the emulated aarch64 image")
     sub.add_parser("down", help="remove the fleet's containers and its state directory")
@@ -41,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     fleet = Fleet(args.dir, args.name)
     try:
         if args.command == "up":
-            fleet.up(args.count, group=args.group, aarch64=args.aarch64)
+            fleet.up(args.count, group=args.group, aarch64=args.aarch64, slow=args.slow, slow_cpus=args.slow_cpus)
             print(f"try: ansible -i {fleet.inventory} {args.group} -m ansible.builtin.ping")
         elif args.command == "image":
             for arch in [platform.machine(), *(["aarch64"] if args.aarch64 else [])]:

@@ -32,6 +32,8 @@ DEFAULT_STATE_DIR = REPO_ROOT / ".fleet"
 # ansible.cfg's fact cache; a process may point Ansible elsewhere (ANSIBLE_CACHE_PLUGIN_CONNECTION).
 FACT_CACHE_DIR = REPO_ROOT / ".ansible" / "facts"
 LOOPBACK = "127.0.0.1"
+# A third of a core: about 3x slower than a host that has a core to itself.
+SLOW_CPUS = 0.33
 SSH_WAIT_SECONDS = {"native": 90.0, "emulated": 300.0}
 
 Log = Callable[[str], None]
@@ -48,6 +50,9 @@ class FleetHost:
     group: str
     container: str
     port: int = 0
+    # CPU quota of the container (podman --cpus), None for no limit: a slower host than its peers,
+    # as real fleets have (another CPU generation, a host busy with something else).
+    cpus: float | None = None
 
     @property
     def emulated(self) -> bool:
@@ -89,11 +94,25 @@ class Fleet:
         _atomic_write(self.state_file, json.dumps(payload, indent=2) + "\n")
 
     # --- commands ----------------------------------------------------------------------------
-    def up(self, count: int, group: str = "kunpeng", aarch64: int = 0, log: Log = print) -> list[FleetHost]:
-        """Make sure COUNT native hosts and AARCH64 emulated hosts of GROUP run; start what is missing."""
+    def up(
+        self,
+        count: int,
+        group: str = "kunpeng",
+        aarch64: int = 0,
+        log: Log = print,
+        slow: int = 0,
+        slow_cpus: float = SLOW_CPUS,
+    ) -> list[FleetHost]:
+        """Make sure COUNT native hosts and AARCH64 emulated hosts of GROUP run; start what is missing.
+        The last SLOW native hosts get a CPU quota of SLOW_CPUS (they start with it; a running host
+        keeps what it has)."""
         if count < 0 or aarch64 < 0 or count + aarch64 == 0:
             raise FleetError("ask for at least one host (up N [--aarch64 M])")
+        if not 0 <= slow <= count or slow_cpus <= 0:
+            raise FleetError(f"--slow must be between 0 and {count} native hosts, --slow-cpus above 0")
         wanted = [self._host(group, platform.machine(), i) for i in range(1, count + 1)]
+        for host in wanted[count - slow :]:
+            host.cpus = slow_cpus
         wanted += [self._host(group, "aarch64", i) for i in range(1, aarch64 + 1)]
         known = {h.name: h for h in self.hosts()}
         public_key = generate_keypair(self.client_key, f"recbench-fleet-{self.name}")
@@ -153,6 +172,7 @@ class Fleet:
                     "arch": host.arch,
                     "address": f"{LOOPBACK}:{host.port}",
                     "container": state,
+                    "cpus": f"{host.cpus:g}" if host.cpus else "unlimited",
                     "ssh": "ok" if reachable else "unreachable",
                 }
             )
@@ -193,6 +213,8 @@ class Fleet:
         ]
         if host.emulated:
             args += ["--arch", "arm64"]
+        if host.cpus:
+            args += ["--cpus", f"{host.cpus:g}"]
         podman(*args, image)
         host.port = _published_ssh_port(host.container)
 
