@@ -3,6 +3,8 @@ with the task and message that took them out, so a fleet run's casualties are no
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from ansible.plugins.callback import CallbackBase
 
 DOCUMENTATION = """
@@ -25,13 +27,15 @@ class CallbackModule(CallbackBase):
 
     def __init__(self) -> None:
         super().__init__()
-        self._lost: dict[str, tuple[str, str, str]] = {}
+        self._lost: dict[str, tuple[str, str, str, str]] = {}
 
     def _remember(self, result, kind: str) -> None:  # noqa: ANN001 - Ansible's TaskResult
         host = result._host.get_name()
         message = str(result._result.get("msg") or result._result.get("stderr") or "").strip()
         first_line = message.splitlines()[0] if message else ""
-        self._lost[host] = (kind, result._task.get_name(), first_line[:300])
+        # When it was lost, in UTC: how long a silent host held the run is read from the log.
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self._lost[host] = (kind, result._task.get_name(), first_line[:300], stamp)
 
     def v2_runner_on_failed(self, result, ignore_errors: bool = False) -> None:  # noqa: ANN001
         if not ignore_errors:
@@ -51,5 +55,5 @@ class CallbackModule(CallbackBase):
             self._display.display("recbench: every host finished")
             return
         self._display.display(f"recbench: {len(lost)} host(s) did not finish:", stderr=True)
-        for host, (kind, task, message) in sorted(lost.items()):
-            self._display.display(f"  {host}: {kind} at '{task}': {message}", stderr=True)
+        for host, (kind, task, message, stamp) in sorted(lost.items()):
+            self._display.display(f"  {host}: {kind} at '{task}' ({stamp}): {message}", stderr=True)

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -29,11 +33,38 @@ MODELS = facts.MODELS
 VICTIM_HOST, VICTIM_MODEL = "kunpeng-02", "dlrm"
 # The model tonight's nightly run benches (its history was faked 5x faster).
 NIGHTLY_MODEL = "dssm"
-# Stops the server from inside the host the moment a dlrm client runs ([d] keeps pgrep off this shell).
+# Stops the server from inside the host the moment a dlrm client runs ([d] keeps pgrep off this shell);
+# its mark goes to /var/tmp, which outlives the host's restart (/tmp does not).
 KILLER = (
     "until pgrep -f 'perf_analyzer -m [d]lrm' >/dev/null; do sleep 0.05; done; "
-    "systemctl stop tfserving@dlrm-0.service; touch /tmp/recbench-killed"
+    "systemctl stop tfserving@dlrm-0.service; touch /var/tmp/recbench-killed"
 )
+
+
+# The host that loses power near the end of its sweep: the last configs it has not measured yet.
+LOST_HOST, LOST_WHEN_LEFT = "kunpeng-02", 3
+HOST_RESULTS = f"{facts.RESULTS_ROOT}/{RUN_ID}"
+
+
+def recorded_on(container: str) -> dict[str, str]:
+    """The points a host has recorded in this run: metadata path -> its finished_at."""
+    listing = podman(
+        "exec", container, "sh", "-c", f"find {HOST_RESULTS} -name metadata.json -printf '%p %T@\\n'", check=False
+    )
+    return dict(line.split(" ", 1) for line in listing.splitlines() if line.strip())
+
+
+def kill_near_the_end(container: str, expected: int, seen: dict) -> None:
+    """Kill CONTAINER (a server losing power) once it has recorded all but LOST_WHEN_LEFT points."""
+    deadline = time.monotonic() + 2400
+    while time.monotonic() < deadline:
+        recorded = recorded_on(container)
+        if len(recorded) >= expected - LOST_WHEN_LEFT:
+            seen["recorded"] = recorded
+            podman("kill", container)
+            seen["killed_at"] = datetime.now(UTC)
+            return
+        time.sleep(1)
 
 
 def bench(fleet: Fleet, extra_vars: Path, *args: str, playbook: str = "playbooks/bench.yml") -> tuple[int, str]:
@@ -56,7 +87,7 @@ def snapshot(root: Path) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def benched(
     bench_fleet: Fleet, sited: set[str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Fleet, Path, Path, str]]:
+) -> Iterator[tuple[Fleet, Path, Path, str, dict]]:
     assert (STORE / "manifest.json").is_file(), "scripts/test.sh fills the test artifact store first"
     work = tmp_path_factory.mktemp("bench")
     results = work / "results"
@@ -71,13 +102,30 @@ def benched(
         )
     )
     fleet = bench_fleet
-    victim = {h.name: h for h in fleet.hosts()}[VICTIM_HOST].container
-    podman("exec", "-d", victim, "bash", "-c", KILLER)
+    containers = {h.name: h.container for h in fleet.hosts()}
+    podman("exec", "-d", containers[VICTIM_HOST], "bash", "-c", KILLER)
+    # Meanwhile the other host loses power near the end of its sweep.
+    lost: dict = {"expected": len(configs_for(MODELS, profile="ci"))}
+    killer = threading.Thread(target=kill_near_the_end, args=(containers[LOST_HOST], lost["expected"], lost))
+    killer.start()
     rc, output = bench(fleet, extra_vars)
+    killer.join()
     (work / "first-run.log").write_text(output)
-    assert rc == 0, output[-6000:]
+    assert "killed_at" in lost, "the host was never killed: " + output[-3000:]
+    assert rc != 0, output[-6000:]  # an unreachable host fails the run, after the others finished
+    lost["first_output"] = output
+    lost["first_results"] = snapshot(results)
     sited.add(fleet.name)
-    yield fleet, results, extra_vars, output
+    # The host comes back; the same run id measures only what it missed, and fetches everything.
+    fleet.up(2, log=lambda _: None)
+    lost["kept_before_resume"] = recorded_on(containers[LOST_HOST])
+    lost["other_before_resume"] = recorded_on(containers["kunpeng-01"])
+    rc, output = bench(fleet, extra_vars)
+    (work / "resume.log").write_text(output)
+    assert rc == 0, output[-6000:]
+    lost["other_after_resume"] = recorded_on(containers["kunpeng-01"])
+    lost["resume_output"] = output
+    yield fleet, results, extra_vars, output, lost
 
 
 def metadata(results: Path) -> dict[tuple[str, str, str, str], dict]:
@@ -89,7 +137,7 @@ def metadata(results: Path) -> dict[tuple[str, str, str, str], dict]:
 
 
 def test_every_model_and_mode_has_results_on_the_controller(benched) -> None:
-    fleet, results, _, _ = benched
+    fleet, results, _, _, _ = benched
     found = metadata(results)
     configs = configs_for(MODELS, profile="ci")
     assert {c.mode for c in configs} == {"single", "entire"}
@@ -107,9 +155,9 @@ def test_every_model_and_mode_has_results_on_the_controller(benched) -> None:
 
 
 def test_the_stopped_server_is_a_recorded_failure_and_everything_else_completes(benched) -> None:
-    fleet, results, _, output = benched
+    fleet, results, _, output, _ = benched
     victim = {h.name: h for h in fleet.hosts()}[VICTIM_HOST].container
-    assert podman("exec", victim, "ls", "/tmp/recbench-killed", check=False).strip() == "/tmp/recbench-killed"
+    assert podman("exec", victim, "ls", "/var/tmp/recbench-killed", check=False).strip() == "/var/tmp/recbench-killed"
     (first_dlrm,) = [c for c in configs_for([VICTIM_MODEL], profile="ci") if c.mode == "single"]
     statuses = {key: meta["status"] for key, meta in metadata(results).items()}
     victims = {k: s for k, s in statuses.items() if k[0] == VICTIM_HOST and k[2] == first_dlrm.config_id}
@@ -130,8 +178,31 @@ def test_the_stopped_server_is_a_recorded_failure_and_everything_else_completes(
     assert "recbench: every host finished" in output
 
 
+def test_a_host_lost_mid_sweep_is_declared_failed_in_90_s_and_the_resume_measures_only_what_it_missed(
+    benched,
+) -> None:
+    _, _, _, _, lost = benched
+    # Declared failed (the run's own record of it, recbench_hosts) within 90 s of its last answer.
+    line = next(line for line in lost["first_output"].splitlines() if f"{LOST_HOST}: unreachable at" in line)
+    stamp = re.search(r"\((\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\)", line)
+    assert stamp, line
+    declared = datetime.strptime(stamp.group(1), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert (declared - lost["killed_at"]).total_seconds() <= 90, (line, lost["killed_at"])
+    # The other host did not wait: its whole sweep finished and came home in that same run.
+    came_home = [
+        p for p in lost["first_results"] if p.startswith(f"{RUN_ID}/kunpeng-01/") and p.endswith("/metadata.json")
+    ]
+    assert len(came_home) == lost["expected"], sorted(came_home)
+    # The lost host's points recorded before it died are kept as they were ...
+    assert {p: lost["kept_before_resume"][p] for p in lost["recorded"]} == lost["recorded"]
+    assert len(lost["recorded"]) >= lost["expected"] - LOST_WHEN_LEFT
+    # ... and the resume measured only what was missing: nothing on the other host.
+    assert lost["other_after_resume"] == lost["other_before_resume"]
+    assert "recbench: every host finished" in lost["resume_output"]
+
+
 def test_training_was_recorded_on_every_host(benched) -> None:
-    fleet, results, _, _ = benched
+    fleet, results, _, _, _ = benched
     for host in fleet.hosts():
         for model in MODELS:
             for mode in ("single", "entire"):
@@ -141,7 +212,7 @@ def test_training_was_recorded_on_every_host(benched) -> None:
 
 
 def test_the_collector_ingests_the_fetched_tree_without_complaint(benched, tmp_path: Path) -> None:
-    _, results, _, _ = benched
+    _, results, _, _, _ = benched
     proc = run(["python", "-m", "collect", "ingest", str(results), "--db", str(tmp_path / "store.db")])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert " 0 skipped" in proc.stdout and " 0 already stored" in proc.stdout, proc.stdout
@@ -150,7 +221,7 @@ def test_the_collector_ingests_the_fetched_tree_without_complaint(benched, tmp_p
 def test_a_second_run_of_every_stage_alone_repeats_no_work(benched) -> None:
     """bench.yml is its four stages imported in order: each run again on its own, with the same run id,
     must change nothing on any host and leave every file on the controller as it was."""
-    fleet, results, extra_vars, _ = benched
+    fleet, results, extra_vars, _, _ = benched
     before = snapshot(results)
     for stage in ("site", "train", "sweep", "fetch"):
         rc, output = bench(fleet, extra_vars, playbook=f"playbooks/{stage}.yml")
@@ -188,7 +259,7 @@ def fake_history(results: Path, runs: list[str], factor: float) -> Path:
 
 
 def test_nightly_runs_the_pipeline_reports_and_names_a_regression(benched, tmp_path: Path) -> None:
-    fleet, results, _, _ = benched
+    fleet, results, _, _, _ = benched
     nightly_results, db = tmp_path / "results", tmp_path / "results" / "recbench.duckdb"
     nightly_results.mkdir()
     # Three earlier nights, each five times faster than the fleet really is: tonight must be a regression.
@@ -225,6 +296,8 @@ def test_nightly_runs_the_pipeline_reports_and_names_a_regression(benched, tmp_p
             str(tmp_path / "logs"),
             "--lock",
             str(tmp_path / "nightly.lock"),
+            "--export",
+            str(tmp_path / "share"),
         ],
         timeout=3000,
     )
@@ -247,3 +320,5 @@ def test_nightly_runs_the_pipeline_reports_and_names_a_regression(benched, tmp_p
     assert all(host.name in dom for host in fleet.hosts()) and NIGHTLY_MODEL in dom
     assert (tmp_path / "logs" / "tonight" / "nightly.log").read_text().count("REGRESSION") == len(flagged)
     assert list((tmp_path / "logs" / "tonight" / "runner" / "artifacts").glob("*/stdout"))
+    # This controller's shard of the fleet, exported for the others to import.
+    assert list((tmp_path / "share" / "points" / "run_id=tonight").glob("*.parquet"))
