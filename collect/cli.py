@@ -104,6 +104,9 @@ def parser() -> argparse.ArgumentParser:
     nig.add_argument("--db", type=Path, default=DEFAULT_DB)
     nig.add_argument("--reports", type=Path, default=Path("reports"), help="default: %(default)s")
     nig.add_argument("--logs", type=Path, default=Path("logs") / "nightly", help="default: %(default)s")
+    nig.add_argument(
+        "--export", type=Path, help="also export the run to this shared dataset directory (one per fleet, many shards)"
+    )
     nig.add_argument("--lock", type=Path, default=Path("results") / ".nightly.lock", help="default: %(default)s")
 
     cmp = sub.add_parser("compare", help="ratios of a run's best throughputs to a baseline or another run")
@@ -323,6 +326,7 @@ def run_nightly(args: argparse.Namespace) -> int:
         run_id=args.run,
         playbook=args.playbook,
         extra_vars_files=args.extra_vars_file,
+        export_dir=args.export,
     )
     return main_nightly(options)
 

@@ -37,6 +37,9 @@ class NightlyOptions:
     extra_vars_files: list[Path] = field(default_factory=list)
     pull_timeout: float = 15.0
     pull_retries: int = 3
+    # A shared directory to export this run to (a Parquet dataset): how controllers that each drive a
+    # shard of the fleet merge their stores (`collect import` on any of them).
+    export_dir: Path | None = None
 
 
 @dataclass
@@ -163,6 +166,11 @@ def nightly(options: NightlyOptions, say: Callable[[str], None] = print) -> Nigh
                     say_and_log(f"ingest skipped {problem}")
                 say_and_log(f"ingest: {ingested.added} new, {len(ingested.problems)} skipped")
                 report = build_report(store, run_id, options.reports)
+                if options.export_dir:
+                    from collect.exchange import export_dataset
+
+                    written = export_dataset(store, options.export_dir, [run_id])
+                    say_and_log(f"export: {written['instances']} instance(s) of run {run_id} to {options.export_dir}")
             regressions = describe(report.alarms)
             for line in regressions:
                 say_and_log(f"REGRESSION {line}")
