@@ -17,10 +17,11 @@ from sim.fleet.fleet import Fleet
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """Two native hosts in group kunpeng, torn down after the module."""
+    """Two native hosts in group kunpeng, the second with a CPU quota (a slow host, here one core so
+    the tests' own time does not grow), torn down after the module."""
     fleet = Fleet(tmp_path_factory.mktemp("fleet"), name="pytest")
     fleet.down(log=lambda _: None)
-    fleet.up(2, group="kunpeng")
+    fleet.up(2, group="kunpeng", slow=1, slow_cpus=1.0)
     yield fleet
     fleet.down(log=lambda _: None)
 

@@ -30,6 +30,13 @@ def test_every_host_answers_ansible_with_host_key_checking_on(fleet: Fleet) -> N
     assert all(r["ping"] == "pong" for r in results.values())
 
 
+def test_a_slow_host_runs_under_its_cpu_quota(fleet: Fleet) -> None:
+    rows = {row["host"]: row for row in fleet.status()}
+    assert (rows["kunpeng-01"]["cpus"], rows["kunpeng-02"]["cpus"]) == ("unlimited", "1")
+    quota = podman("inspect", "--format", "{{.HostConfig.NanoCpus}}", fleet.hosts()[1].container).strip()
+    assert quota == str(10**9)  # podman --cpus 1: one core's worth of CFS quota
+
+
 def test_each_host_has_its_own_pinned_host_key(fleet: Fleet) -> None:
     entries = [line.split() for line in fleet.known_hosts.read_text().splitlines()]
     assert len(entries) == 2
