@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import facts
 from sim.fleet.fleet import REPO_ROOT, Fleet
 
 STORE = Path(os.environ.get("RECBENCH_ARTIFACTS", "/var/tmp/recbench-artifacts"))
@@ -58,7 +59,7 @@ def slowest_span(fleet: Fleet, run_id: str) -> tuple[str, float]:
     for host in fleet.hosts():
         listing = subprocess.run(
             ["podman", "exec", host.container, "sh", "-c",
-             f"cat /opt/recbench/results/{run_id}/{host.name}/*/*/*/metadata.json"],
+             f"cat {facts.RESULTS_ROOT}/{run_id}/{host.name}/*/*/*/metadata.json"],
             capture_output=True, text=True, check=False,
         ).stdout  # fmt: skip
         decoder, position, starts, ends = json.JSONDecoder(), 0, [], []
