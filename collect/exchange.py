@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from collect.queries import KNOBS
+from collect.queries import KNOBS, runs_filter
 from collect.store import INSTANCE_COLUMNS, POINT_COLUMNS, Store, StoreError
 
 DATASET_TABLES = {"instances": INSTANCE_COLUMNS, "points": POINT_COLUMNS}
@@ -25,12 +25,6 @@ DATASET_TABLES = {"instances": INSTANCE_COLUMNS, "points": POINT_COLUMNS}
 
 class ExchangeError(StoreError):
     pass
-
-
-def _runs_where(runs: list[str] | None) -> tuple[str, list[str]]:
-    if runs is None:
-        return "TRUE", []
-    return f"run_id IN ({', '.join('?' for _ in runs)})", list(runs)
 
 
 def export_points(store: Store, output: Path, runs: list[str] | None = None) -> int:
@@ -41,7 +35,7 @@ def export_points(store: Store, output: Path, runs: list[str] | None = None) -> 
         raise ExchangeError(
             f"{output}: the file name must end in .csv or .parquet, or name a directory for a Parquet dataset"
         )
-    where, params = _runs_where(runs)
+    where, params = runs_filter(runs)
     knobs = ", ".join(f"i.{knob}" for knob in KNOBS)
     query = (
         f"SELECT p.*, i.status, {knobs} FROM (SELECT * FROM points WHERE {where}) p "
@@ -66,7 +60,7 @@ def export_dataset(store: Store, directory: Path, runs: list[str] | None = None)
     after the store it came from: exporting again replaces this store's files (rows never change, so
     they can only have grown) and leaves the files other controllers put there, so several
     controllers can share one directory. Returns the rows written per table."""
-    where, params = _runs_where(runs)
+    where, params = runs_filter(runs)
     origin = origin_of(store)
     staging = directory.with_name(f".{directory.name}.{origin}.partial")
     shutil.rmtree(staging, ignore_errors=True)

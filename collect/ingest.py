@@ -15,13 +15,12 @@ from pathlib import Path
 import pyarrow as pa
 
 from collect.results import InstanceResult, ResultError, instance_dirs, load_instance
-from collect.store import BEST_COLUMNS, INSTANCE_COLUMNS, KEY, POINT_COLUMNS, Store
+from collect.store import BEST_COLUMNS, INSTANCE_COLUMNS, KEY, KNOBS, POINT_COLUMNS, Store
 
 # Instance directories read by one worker and handed to the engine at once: large enough that the
 # bulk paths dominate, small enough that a year's tree never sits in memory and progress moves.
 CHUNK = 1000
 MAX_WORKERS = 4
-KNOB_COLUMNS = ["mode", "batch_size", "concurrency_range", "intra", "inter", "xla", "onednn"]
 TEXT_KNOBS = {"mode", "concurrency_range"}
 MEASURES = [name for name in POINT_COLUMNS if name not in KEY]
 
@@ -45,7 +44,7 @@ def columns_of(results: Iterable[InstanceResult], stamp: str) -> tuple[dict[str,
             instances[name].append(value)
             points[name].extend([value] * len(result.points))
         instances["status"].append(result.status)
-        for knob in KNOB_COLUMNS:
+        for knob in KNOBS:
             value = config.get(knob)
             instances[knob].append(value if knob in TEXT_KNOBS else _integer(value))
         instances["levels_failed"].append(json.dumps(result.metadata["levels_failed"]))
@@ -64,12 +63,6 @@ def columns_of(results: Iterable[InstanceResult], stamp: str) -> tuple[dict[str,
             for name in MEASURES:
                 points[name].append(getattr(point, name))
     return instances, points
-
-
-def frames_of(results: Iterable[InstanceResult], stamp: str) -> tuple[pa.Table, pa.Table]:
-    """The store's rows for RESULTS as Arrow tables."""
-    instances, points = columns_of(results, stamp)
-    return _table(instances, INSTANCE_COLUMNS | BEST_COLUMNS), _table(points, POINT_COLUMNS)
 
 
 def _table(columns: dict[str, list], schema: dict[str, str]) -> pa.Table:

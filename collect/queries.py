@@ -10,19 +10,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from collect.store import Store
-
-MACHINE = ["run_id", "host", "model", "config_id"]
-KNOBS = ["mode", "batch_size", "concurrency_range", "intra", "inter", "xla", "onednn"]
+from collect.store import KNOBS, Store
 
 
-def _runs_filter(runs: list[str] | None, column: str = "run_id") -> tuple[str, list[str]]:
-    """A WHERE clause on literal run ids, which DuckDB prunes row groups with (zone maps)."""
+def runs_filter(runs: list[str] | None) -> tuple[str, list[str]]:
+    """A WHERE clause on literal run ids (None: every run), which DuckDB prunes row groups with (zone maps)."""
     if runs is None:
         return "TRUE", []
     if not runs:
         return "FALSE", []
-    return f"{column} IN ({', '.join('?' for _ in runs)})", list(runs)
+    return f"run_id IN ({', '.join('?' for _ in runs)})", list(runs)
 
 
 def run_order(store: Store) -> list[str]:
@@ -31,11 +28,8 @@ def run_order(store: Store) -> list[str]:
     return [row[0] for row in rows]
 
 
-def machines_sql(runs: list[str] | None, model: str | None = None) -> tuple[str, list]:
-    where, params = _runs_filter(runs)
-    if model is not None:
-        where += " AND model = ?"
-        params = [*params, model]
+def machines_sql(runs: list[str] | None) -> tuple[str, list]:
+    where, params = runs_filter(runs)
     knobs = ", ".join(f"any_value({knob}) AS {knob}" for knob in KNOBS)
     sql = f"""
         SELECT run_id, host, model, config_id,
@@ -47,9 +41,9 @@ def machines_sql(runs: list[str] | None, model: str | None = None) -> tuple[str,
     return sql, params
 
 
-def machines(store: Store, runs: list[str] | None, model: str | None = None) -> pd.DataFrame:
+def machines(store: Store, runs: list[str] | None) -> pd.DataFrame:
     """Machine throughput of every (run, host, model, config) of RUNS (None: every run)."""
-    sql, params = machines_sql(runs, model)
+    sql, params = machines_sql(runs)
     return store.query(f"{sql} ORDER BY run_id, host, model, config_id", params)
 
 

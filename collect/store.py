@@ -26,6 +26,8 @@ DEFAULT_DB = Path("results") / "recbench.duckdb"
 MEMORY_LIMIT = "1GB"
 
 KEY = ["run_id", "host", "model", "config_id", "instance"]
+# The config's knobs each instance row carries (the rest of the config stays in its metadata).
+KNOBS = ["mode", "batch_size", "concurrency_range", "intra", "inter", "xla", "onednn"]
 INSTANCE_COLUMNS = {
     "run_id": "VARCHAR NOT NULL",
     "host": "VARCHAR NOT NULL",
