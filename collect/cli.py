@@ -176,7 +176,8 @@ def run_twins(args: argparse.Namespace) -> int:
     limits = load_thresholds(args.thresholds) if args.thresholds else load_thresholds()
     with Store.existing(args.db) as store:
         run = chosen_run(store, args.run, queries.run_order(store))
-        values = _capacity_values(store, run, args) if (args.p99_budget_ms or args.budgets) else None
+        asked = _budgets_asked(args)
+        values = _capacity_values(store, run, asked) if asked else None
         table = twins(store, run, limits, values)
     measure = "capacity under the budget" if values is not None else "best throughput"
     strays = table[table["verdict"] == "strays"] if not table.empty else table
@@ -195,12 +196,22 @@ def run_twins(args: argparse.Namespace) -> int:
     return 0
 
 
-def _capacity_values(store: Store, run: str, args: argparse.Namespace) -> pd.DataFrame:
-    """Each host's valid capacity per class, as twins compares it."""
-    from collect.capacity import capacity_per_host, load_budgets, machine_capacity
+def _budgets_asked(args: argparse.Namespace) -> tuple[dict[str, float], float] | None:
+    """(budget per model, default budget) from --p99-budget-ms or --budgets; None when neither was given."""
+    from collect.capacity import BudgetError, load_budgets
 
-    budgets, default = ({}, args.p99_budget_ms) if args.p99_budget_ms else load_budgets(args.budgets)
-    table = capacity_per_host(machine_capacity(store, run, budgets, default))
+    if args.p99_budget_ms is not None:
+        if args.p99_budget_ms <= 0:
+            raise BudgetError(f"--p99-budget-ms must be positive, not {args.p99_budget_ms:g}")
+        return {}, args.p99_budget_ms
+    return load_budgets(args.budgets) if args.budgets else None
+
+
+def _capacity_values(store: Store, run: str, asked: tuple[dict[str, float], float]) -> pd.DataFrame:
+    """Each host's valid capacity per class, as twins compares it."""
+    from collect.capacity import capacity_per_host, machine_capacity
+
+    table = capacity_per_host(machine_capacity(store, run, *asked))
     valid = table[table["valid"]]
     return valid[["host", "model", "mode", "batch_size"]].assign(value=valid["capacity"])
 
@@ -236,8 +247,9 @@ def run_best(args: argparse.Namespace) -> int:
 
     with Store.existing(args.db) as store:
         run = chosen_run(store, args.run, queries.run_order(store))
-        if args.p99_budget_ms is not None or args.budgets:
-            return _print_capacity(store, run, args)
+        asked = _budgets_asked(args)
+        if asked:
+            return _print_capacity(store, run, asked)
         best = best_per_model(store, run)
         failed = queries.failures(store, run)
     shown = best[["model", "mode", "batch_size", "throughput", "host", "concurrency_range", "intra", "inter", "p99_us"]]
@@ -249,17 +261,11 @@ def run_best(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_capacity(store: Store, run: str, args: argparse.Namespace) -> int:
-    from collect.capacity import BudgetError, capacity_per_host, load_budgets, machine_capacity
+def _print_capacity(store: Store, run: str, asked: tuple[dict[str, float], float]) -> int:
+    from collect.capacity import capacity_per_host, machine_capacity
     from collect.tables import capacity_table
 
-    if args.p99_budget_ms is not None:
-        if args.p99_budget_ms <= 0:
-            raise BudgetError(f"--p99-budget-ms must be positive, not {args.p99_budget_ms:g}")
-        budgets, default = {}, args.p99_budget_ms
-    else:
-        budgets, default = load_budgets(args.budgets)
-    table = capacity_per_host(machine_capacity(store, run, budgets, default))
+    table = capacity_per_host(machine_capacity(store, run, *asked))
     print(f"capacity under the p99 budget per model, mode, batch size and host, run {run}:")
     print(capacity_table(table).to_markdown(index=False, disable_numparse=True))
     invalid = int((~table["valid"]).sum()) if not table.empty else 0

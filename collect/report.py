@@ -4,6 +4,7 @@ and the data behind them as CSV and Parquet."""
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,8 +115,9 @@ def build_report(
     capacity = capacity_per_host(machine_capacity(store, run_id, budgets, default_ms))
     twin_table = twins(store, run_id, limits)
     page = _html(
-        run_id, points, best, compared, capacity, twin_table, alarmed, found, failed, plotted, history, shown_runs
-    )
+        run_id, points, best, compared, capacity, twin_table, alarmed, found, failed, plotted, history, shown_runs,
+        lambda model: budgets.get(model, default_ms),
+    )  # fmt: skip
     (directory / "report.html").write_text(page)
     return Report(directory, found, alarmed)
 
@@ -133,11 +135,11 @@ def _html(
     plotted: pd.DataFrame,
     history: pd.DataFrame,
     runs: list[str],
+    budget_of: Callable[[str], float],
 ) -> str:
     figures: list[tuple[str, object]] = [("", html_report.overview(twin_table))]
     for model in sorted(points["model"].unique()):
-        budget = float(capacity.loc[capacity["model"] == model, "budget_ms"].max()) if not capacity.empty else 300.0
-        figures.append((f"{model}", html_report.curves(plotted, model, budget)))
+        figures.append((f"{model}", html_report.curves(plotted, model, budget_of(model))))
         figures.append(("", html_report.history(history, found, model, runs)))
     invalid = capacity[~capacity["valid"]] if not capacity.empty else capacity
     strays = twin_table[twin_table["verdict"] == "strays"] if not twin_table.empty else twin_table
