@@ -1,7 +1,9 @@
 """The whole pipeline on 2 simulated hosts: bench.yml with the ci profile (site, train, sweep, fetch).
 
 One host's server is stopped in the middle of a sweep: that point is recorded as failed and every other
-point completes. A second run with the same run id repeats no work and changes nothing on the controller.
+point completes. That host then loses power near the end of its sweep; the run goes on without it and the
+same run id, run again, measures only what it missed. For the other host that second run is a repeat of
+every stage: it does no work and changes nothing on the controller.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ RUN_ID = "fleet-bench"
 MODELS = facts.MODELS
 # The point whose server is stopped while perf_analyzer measures it: the first dlrm config (single).
 VICTIM_HOST, VICTIM_MODEL = "kunpeng-02", "dlrm"
-# The model tonight's nightly run benches (its history was faked 5x faster).
-NIGHTLY_MODEL = "dssm"
+# The model and host tonight's nightly run benches (their history was faked 5x faster).
+NIGHTLY_MODEL, NIGHTLY_HOST = "dssm", "kunpeng-01"
 # Stops the server from inside the host the moment a dlrm client runs ([d] keeps pgrep off this shell);
 # its mark goes to /var/tmp, which outlives the host's restart (/tmp does not).
 KILLER = (
@@ -43,6 +45,8 @@ KILLER = (
 
 # The host that loses power near the end of its sweep: the last configs it has not measured yet.
 LOST_HOST, LOST_WHEN_LEFT = "kunpeng-02", 3
+# The host that finished: for it the resume is a second run of every stage with the same run id.
+OTHER_HOST = "kunpeng-01"
 HOST_RESULTS = f"{facts.RESULTS_ROOT}/{RUN_ID}"
 
 
@@ -119,11 +123,13 @@ def benched(
     # The host comes back; the same run id measures only what it missed, and fetches everything.
     fleet.up(2, log=lambda _: None)
     lost["kept_before_resume"] = recorded_on(containers[LOST_HOST])
-    lost["other_before_resume"] = recorded_on(containers["kunpeng-01"])
+    lost["other_before_resume"] = recorded_on(containers[OTHER_HOST])
+    lost["other_fetched_before_resume"] = snapshot(results / RUN_ID / OTHER_HOST)
     rc, output = bench(fleet, extra_vars)
     (work / "resume.log").write_text(output)
     assert rc == 0, output[-6000:]
-    lost["other_after_resume"] = recorded_on(containers["kunpeng-01"])
+    lost["other_after_resume"] = recorded_on(containers[OTHER_HOST])
+    lost["other_fetched_after_resume"] = snapshot(results / RUN_ID / OTHER_HOST)
     lost["resume_output"] = output
     yield fleet, results, extra_vars, output, lost
 
@@ -190,7 +196,7 @@ def test_a_host_lost_mid_sweep_is_declared_failed_in_90_s_and_the_resume_measure
     assert (declared - lost["killed_at"]).total_seconds() <= 90, (line, lost["killed_at"])
     # The other host did not wait: its whole sweep finished and came home in that same run.
     came_home = [
-        p for p in lost["first_results"] if p.startswith(f"{RUN_ID}/kunpeng-01/") and p.endswith("/metadata.json")
+        p for p in lost["first_results"] if p.startswith(f"{RUN_ID}/{OTHER_HOST}/") and p.endswith("/metadata.json")
     ]
     assert len(came_home) == lost["expected"], sorted(came_home)
     # The lost host's points recorded before it died are kept as they were ...
@@ -199,6 +205,20 @@ def test_a_host_lost_mid_sweep_is_declared_failed_in_90_s_and_the_resume_measure
     # ... and the resume measured only what was missing: nothing on the other host.
     assert lost["other_after_resume"] == lost["other_before_resume"]
     assert "recbench: every host finished" in lost["resume_output"]
+
+
+def test_a_second_run_with_the_same_run_id_repeats_no_work(benched) -> None:
+    """For the host that finished, the resume is bench.yml again with the same run id: every stage
+    (site, train, sweep, fetch) must change nothing on it and leave its files on the controller as
+    they were."""
+    _, _, _, _, lost = benched
+    other = recap(lost["resume_output"])[OTHER_HOST]
+    assert "changed=0" in other and "failed=0" in other and "unreachable=0" in other, other
+    plays = re.findall(r"^PLAY \[(.+?)\]", lost["resume_output"], flags=re.MULTILINE)
+    stages = {"Prepare benchmark hosts", "Train and export the models", "Sweep the models", "Fetch the results"}
+    assert stages <= set(plays), plays
+    assert lost["other_fetched_after_resume"] == lost["other_fetched_before_resume"]
+    assert lost["other_fetched_before_resume"]
 
 
 def test_training_was_recorded_on_every_host(benched) -> None:
@@ -218,17 +238,17 @@ def test_the_collector_ingests_the_fetched_tree_without_complaint(benched, tmp_p
     assert " 0 skipped" in proc.stdout and " 0 already stored" in proc.stdout, proc.stdout
 
 
-def test_a_second_run_of_every_stage_alone_repeats_no_work(benched) -> None:
-    """bench.yml is its four stages imported in order: each run again on its own, with the same run id,
-    must change nothing on any host and leave every file on the controller as it was."""
+def test_train_sweep_and_fetch_run_alone_and_repeat_no_work(benched) -> None:
+    """Each stage playbook on its own, with the same run id, on the host that finished: nothing changes
+    on it or on the controller (site.yml's plays are bench.yml's first, checked in the resume)."""
     fleet, results, extra_vars, _, _ = benched
     before = snapshot(results)
-    for stage in ("site", "train", "sweep", "fetch"):
-        rc, output = bench(fleet, extra_vars, playbook=f"playbooks/{stage}.yml")
+    for stage in ("train", "sweep", "fetch"):
+        rc, output = bench(fleet, extra_vars, "--limit", OTHER_HOST, playbook=f"playbooks/{stage}.yml")
         assert rc == 0, f"{stage}: {output[-4000:]}"
         hosts = recap(output)
-        assert sorted(hosts) == sorted(h.name for h in fleet.hosts()), (stage, hosts)
-        assert all("changed=0" in line and "failed=0" in line for line in hosts.values()), (stage, hosts)
+        assert sorted(hosts) == [OTHER_HOST], (stage, hosts)
+        assert "changed=0" in hosts[OTHER_HOST] and "failed=0" in hosts[OTHER_HOST], (stage, hosts)
     assert snapshot(results) == before
 
 
@@ -279,7 +299,7 @@ def test_nightly_runs_the_pipeline_reports_and_names_a_regression(benched, tmp_p
             "-i",
             str(fleet.inventory),
             "--limit",
-            "kunpeng",
+            NIGHTLY_HOST,
             "-e",
             "scripts/simulated-fleet.yml",
             "-e",
@@ -310,14 +330,15 @@ def test_nightly_runs_the_pipeline_reports_and_names_a_regression(benched, tmp_p
     ]
     # The run's results came home, were stored and reported; its logs are kept.
     assert any(f" {NIGHTLY_MODEL} " in line for line in flagged), flagged
-    # A simulated host has one NUMA node: one instance per point.
-    hosts, configs = len(fleet.hosts()), len(configs_for([NIGHTLY_MODEL], profile="ci"))
-    assert len(list((nightly_results / "tonight").glob("*/*/*/*/metadata.json"))) == hosts * configs
+    # A simulated host has one NUMA node: one instance per point; only the host in the limit ran.
+    configs = len(configs_for([NIGHTLY_MODEL], profile="ci"))
+    tonight = list((nightly_results / "tonight").glob("*/*/*/*/metadata.json"))
+    assert len(tonight) == configs and all(p.parts[-5] == NIGHTLY_HOST for p in tonight), tonight
     page = tmp_path / "reports" / "tonight" / "report.html"
     dom = rendered_dom(page)  # the real fleet's report, opened in a real headless browser
     assert html_attribute(dom, "data-script-errors") is None, dom[:2000]
     assert int(html_attribute(dom, "data-plots") or 0) == 3  # overview, curves and history of the one model
-    assert all(host.name in dom for host in fleet.hosts()) and NIGHTLY_MODEL in dom
+    assert NIGHTLY_HOST in dom and NIGHTLY_MODEL in dom
     assert (tmp_path / "logs" / "tonight" / "nightly.log").read_text().count("REGRESSION") == len(flagged)
     assert list((tmp_path / "logs" / "tonight" / "runner" / "artifacts").glob("*/stdout"))
     # This controller's shard of the fleet, exported for the others to import.

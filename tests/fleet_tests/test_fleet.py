@@ -124,13 +124,10 @@ def test_cli_status_and_down(fleet: Fleet) -> None:
     fleet.up(2, group="kunpeng", log=lambda _: None)  # leave the module's fleet as it found it
 
 
-def test_an_emulated_aarch64_host_runs_host_prep(arm_fleet: Fleet) -> None:
-    uname = ansible_json(arm_fleet, "kunpeng", "-m", "ansible.builtin.command", "-a", "uname -m")
-    assert [r["stdout"] for r in uname.values()] == ["aarch64"]
-    play = run(
-        ["ansible-playbook", "-i", str(arm_fleet.inventory), "playbooks/site.yml", "--tags", "host_prep"], timeout=900
-    )
-    assert play.returncode == 0, play.stdout[-3000:]
-    facts = ansible_json(arm_fleet, "kunpeng", "-m", "ansible.builtin.setup", "-a", "filter=ansible_local")
+def test_an_emulated_aarch64_host_answers_ansible_as_an_aarch64_machine(arm_fleet: Fleet) -> None:
+    # Roles on such a host (host_prep, tensorflow, perf_analyzer) are the aarch64 Molecule scenarios'
+    # work: they bring up their hosts through this same Fleet.up.
+    facts = ansible_json(arm_fleet, "kunpeng", "-m", "ansible.builtin.setup", "-a", "gather_subset=!all")
     (result,) = facts.values()
-    assert result["ansible_facts"]["ansible_local"]["recbench_host"]["arch"] == "aarch64"
+    assert result["ansible_facts"]["ansible_architecture"] == "aarch64"
+    assert result["ansible_facts"]["ansible_python"]["version"]["major"] == 3
