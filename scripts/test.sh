@@ -75,9 +75,9 @@ cat logs/prepare-hosts.log
 [ "$models_rc" -eq 0 ] || exit "$models_rc"
 [ "$prepare_rc" -eq 0 ] || { echo "test.sh: host images or artifact store failed (above)" >&2; exit "$prepare_rc"; }
 
-# Two scenarios at a time, longest first, one log per scenario (tests/molecule_all.py).
+# Two scenarios at a time, longest first, one log per scenario (sim/fleet/molecule_all.py).
 stage "molecule"
-python -m tests.molecule_all --lanes 2 --logs logs/molecule
+python -m sim.fleet.molecule_all --lanes 2 --logs logs/molecule
 
 # Two pytest processes side by side: the benched fleet (pipeline and serving share it) and the small
 # fleets. Their hosts share names, so the second keeps its own Ansible fact cache.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import molecule_all
+from sim.fleet import molecule_all
 
 pytestmark = pytest.mark.unit
 

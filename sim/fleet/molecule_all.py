@@ -1,11 +1,10 @@
 """Run every Molecule scenario, a few at a time, each into its own log.
 
-Each scenario's hosts are simulated fleet hosts on this machine, reached over SSH; two lanes keep both
-cores busy. The longest scenarios start
-first so that the lanes end together. A failed scenario prints the end of its log; the exit status
-is non-zero if any failed.
+Each scenario's hosts are simulated fleet hosts on this machine (sim/fleet/molecule.py), reached over
+SSH; two lanes keep both cores busy. The longest scenarios start first so that the lanes end together.
+A failed scenario prints the end of its log; the exit status is non-zero if any failed.
 
-    python -m tests.molecule_all [--lanes 2] [--logs logs/molecule] [SCENARIO ...]
+    python -m sim.fleet.molecule_all [--lanes 2] [--logs logs/molecule] [SCENARIO ...]
 """
 
 from __future__ import annotations
@@ -21,7 +20,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-MOLECULE_DIR = Path(__file__).resolve().parent.parent / "molecule"
+from sim.fleet.fleet import REPO_ROOT
+
+MOLECULE_DIR = REPO_ROOT / "molecule"
 # Minutes each scenario took alone on a 2-core machine (hosts over SSH), for ordering only (unknown ones
 # count as 5); the two with an emulated aarch64 host are the longest.
 EXPECTED_MINUTES = {
