@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from bench.capacity import DEFAULT_MAX_CONCURRENCY, DEFAULT_MIN_GAIN_PERCENT, SEARCH_KINDS
 from bench.layout import levels_of, parse_range
 
 SWEEP_DIR = Path(__file__).resolve().parents[1] / "playbooks" / "sweeps"
@@ -42,6 +43,14 @@ SCALARS = {
     "request_distribution": str,
     "input_data": str,
 }
+# Keys of `search: capacity`, optional: (type, default). A grid config carries none of them, so its id
+# is what it was before capacity searches existed.
+SEARCH = {
+    "search": (str, "grid"),
+    "p99_budget_ms": (float, None),
+    "min_gain_percent": (float, DEFAULT_MIN_GAIN_PERCENT),
+    "max_concurrency": (int, DEFAULT_MAX_CONCURRENCY),
+}
 
 
 class SweepError(ValueError):
@@ -65,11 +74,23 @@ class SweepConfig:
     percentile: int
     request_distribution: str
     input_data: str
+    search: str = "grid"
+    p99_budget_ms: float | None = None
+    min_gain_percent: float | None = None
+    max_concurrency: int | None = None
+
+    def knobs(self) -> dict[str, object]:
+        """The config's knobs; a grid config has no search keys (its id predates them)."""
+        knobs = asdict(self)
+        if self.search == "grid":
+            for key in SEARCH:
+                knobs.pop(key)
+        return knobs
 
     @property
     def config_id(self) -> str:
         """Readable and stable: model, mode and batch in clear, every knob in the hash."""
-        knobs = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        knobs = json.dumps(self.knobs(), sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(knobs.encode()).hexdigest()[:10]
         return f"{self.model}-{self.mode}-b{self.batch_size}-{digest}"
 
@@ -78,7 +99,7 @@ class SweepConfig:
         return levels_of(self.concurrency_range)
 
     def as_record(self) -> dict[str, object]:
-        return {"config_id": self.config_id, **asdict(self)}
+        return {"config_id": self.config_id, **self.knobs()}
 
 
 def _load(path: Path) -> dict:
@@ -91,8 +112,34 @@ def _load(path: Path) -> dict:
     return data
 
 
+def _validate_search(path: Path, data: dict) -> None:
+    for key, (kind, _) in SEARCH.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise SweepError(f"{path}: {key} must be a {kind.__name__}, not {value!r}")
+    search = data.get("search", "grid")
+    if search not in SEARCH_KINDS:
+        raise SweepError(f"{path}: search must be {' or '.join(SEARCH_KINDS)}, not {search!r}")
+    if search == "grid":
+        extra = sorted(k for k in SEARCH if k != "search" and k in data)
+        if extra:
+            raise SweepError(f"{path}: {', '.join(extra)} only mean something with search: capacity")
+        return
+    budget = data.get("p99_budget_ms")
+    if budget is None or budget <= 0:
+        raise SweepError(f"{path}: search: capacity needs a positive p99_budget_ms (milliseconds)")
+    if data.get("min_gain_percent", DEFAULT_MIN_GAIN_PERCENT) <= 0:
+        raise SweepError(f"{path}: min_gain_percent must be positive")
+    if data.get("max_concurrency", DEFAULT_MAX_CONCURRENCY) < 1:
+        raise SweepError(f"{path}: max_concurrency must be 1 or more")
+
+
 def _validate(path: Path, data: dict) -> None:
-    unknown = set(data) - set(AXES) - set(SCALARS)
+    unknown = set(data) - set(AXES) - set(SCALARS) - set(SEARCH)
     if unknown:
         raise SweepError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
     missing = (set(AXES) | set(SCALARS)) - set(data)
@@ -124,6 +171,7 @@ def _validate(path: Path, data: dict) -> None:
     for ok, message in checks:
         if not ok:
             raise SweepError(f"{path}: {message}")
+    _validate_search(path, data)
     for text in data["concurrency_ranges"]:
         try:
             parse_range(text)
@@ -143,7 +191,11 @@ def load_definition(model: str, profile: str | None = None, directory: Path = SW
         overrides = _load(profile_path)
         if "model" in overrides:
             raise SweepError(f"{profile_path}: a profile may not change the model")
-        data = {**data, **overrides}
+        # `models: {<model>: {key: value}}` overrides one model's keys, e.g. its latency budget.
+        per_model = overrides.pop("models", None) or {}
+        if not isinstance(per_model, dict) or not all(isinstance(v, dict) for v in per_model.values()):
+            raise SweepError(f"{profile_path}: models must map a model to the keys it overrides")
+        data = {**data, **overrides, **per_model.get(model, {})}
         path = Path(f"{path} + {profile_path}")
     if data.get("model") != model:
         raise SweepError(f"{path}: model must be {model!r}, the file's name")
@@ -154,10 +206,19 @@ def load_definition(model: str, profile: str | None = None, directory: Path = SW
 def expand(definition: dict) -> list[SweepConfig]:
     """Every combination of the axes, in a stable order."""
     scalars = {k: definition[k] for k in SCALARS if k != "model"}
+    ranges = definition["concurrency_ranges"]
+    if definition.get("search", "grid") == "capacity":
+        # The search chooses its own levels, from 1 up to max_concurrency: that is the range it covers.
+        scalars |= {k: float(definition.get(k, default)) for k, (kind, default) in SEARCH.items() if kind is float}
+        scalars |= {
+            "search": "capacity",
+            "max_concurrency": int(definition.get("max_concurrency", DEFAULT_MAX_CONCURRENCY)),
+        }
+        ranges = [f"1:{scalars['max_concurrency']}"]
     configs = []
     for mode, rng, batch, intra, inter, xla, onednn in itertools.product(
         definition["modes"],
-        definition["concurrency_ranges"],
+        ranges,
         definition["batch_sizes"],
         definition["intra"],
         definition["inter"],

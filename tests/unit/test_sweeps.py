@@ -51,10 +51,42 @@ def test_the_product_of_the_axes_is_expanded() -> None:
 def test_config_ids_are_stable_and_follow_every_knob() -> None:
     (config,) = configs_for(["dlrm"])
     assert config.config_id == "dlrm-entire-b256-1b89101ea0"  # a changed id would orphan stored results
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        changed = {bool: lambda v: not v, int: lambda v: v + 1, str: lambda v: v + "x"}[type(value)](value)
-        assert dataclasses.replace(config, **{field.name: changed}).config_id != config.config_id, field.name
+    (searched,) = configs_for(["dlrm"], profile="capacity")
+    assert searched.config_id == "dlrm-entire-b256-a396733615"
+    for knobs in (config, searched):
+        for name, value in knobs.knobs().items():
+            bump = {bool: lambda v: not v, int: lambda v: v + 1, float: lambda v: v + 1, str: lambda v: v + "x"}
+            changed = dataclasses.replace(knobs, **{name: bump[type(value)](value)})
+            assert changed.config_id != knobs.config_id, name
+
+
+def test_a_capacity_search_covers_1_to_max_concurrency_under_a_budget_per_model(tmp_path: Path) -> None:
+    configs = configs_for(list(SEED), profile="capacity")
+    assert [c.search for c in configs] == ["capacity"] * 5
+    assert all(c.p99_budget_ms == 300 and c.percentile == 99 and c.concurrency_range == "1:256" for c in configs)
+    for name in SEED:
+        write(tmp_path, name)
+    (tmp_path / "profiles").mkdir()
+    sla = {"search": "capacity", "p99_budget_ms": 300, "max_concurrency": 64, "models": {"dlrm": {"p99_budget_ms": 60}}}
+    (tmp_path / "profiles" / "sla.yml").write_text(yaml.safe_dump(sla))
+    budgets = {c.model: (c.p99_budget_ms, c.concurrency_levels[-1]) for c in configs_for(list(SEED), "sla", tmp_path)}
+    assert budgets["dlrm"] == (60, 64) and budgets["dssm"] == (300, 64)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"search": "capacity"}, "search: capacity needs a positive p99_budget_ms"),
+        ({"search": "capacity", "p99_budget_ms": "60"}, "p99_budget_ms must be a float, not '60'"),
+        ({"search": "hill"}, "search must be grid or capacity, not 'hill'"),
+        ({"p99_budget_ms": 60}, "p99_budget_ms only mean something with search: capacity"),
+        ({"search": "capacity", "p99_budget_ms": 60, "max_concurrency": 0}, "max_concurrency must be 1 or more"),
+    ],
+)
+def test_bad_search_keys_are_named(tmp_path: Path, changes: dict, message: str) -> None:
+    write(tmp_path, "dlrm", changes)
+    with pytest.raises(SweepError, match=message.replace("(", r"\(")):
+        load_definition("dlrm", directory=tmp_path)
 
 
 def write(directory: Path, name: str, changes: dict | None = None) -> None:

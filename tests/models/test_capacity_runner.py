@@ -1,0 +1,132 @@
+"""The capacity search on the host side (bench.sweep with `search: capacity`), with the real
+perf_analyzer against the known-curve server (sim.known_curve): it finds the capacity the curve
+says, says why a budget nobody meets is invalid, and keeps every level when the server dies."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.sweep import run_job
+from bench.sweeps import configs_for
+from sim.known_curve.server import Curve, expected_level, launch
+from sim.tfserving_standin.process import free_port, wait_ready
+
+pytestmark = pytest.mark.models
+
+VENV = Path(sys.executable).parent.parent
+# 16 workers, each request 9 ms + 2 ms per other request in service: latency 7 + 2 C ms below 16 clients.
+CURVE = Curve(workers=16, base_ms=9, contention_ms=2)
+# gRPC, Python and perf_analyzer add 1-2 ms to every request on this machine, so the level whose latency
+# the curve puts just under the budget may measure just over it: the search must land within 10 %.
+TOLERANCE = 0.10
+
+
+@pytest.fixture(autouse=True)
+def perf_analyzer_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
+    libs = sorted(VENV.glob("lib/python3*/site-packages/nvidia/cuda_runtime/lib"))
+    assert libs, "nvidia-cuda-runtime-cu12 is not installed in the venv (scripts/bootstrap.sh)"
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(libs[0]))
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[subprocess.Popen[str], int]]:
+    port = free_port()
+    process = launch(port, "dlrm", CURVE)
+    wait_ready(port, "dlrm", seconds=30)
+    yield process, port
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+
+
+def job(tmp_path: Path, port: int, budget_ms: float, window_ms: int = 1000) -> dict:
+    (config,) = [c for c in configs_for(["dlrm"], profile="ci-capacity") if c.mode == "single"]
+    record = config.as_record() | {
+        "batch_size": 1,
+        "p99_budget_ms": budget_ms,
+        "max_concurrency": 64,
+        "measurement_interval_ms": window_ms,
+        "min_gain_percent": 5.0,
+        "percentile": 99,
+        "stability_percentage": 10,
+    }
+    return {
+        "run_id": "test-run",
+        "host": "controller",
+        "model": "dlrm",
+        "config": record,
+        "results_dir": str(tmp_path / "results" / "dlrm" / config.config_id),
+        "instances": [{"name": "numa0", "port": port}],
+        "perf_analyzer": str(VENV / "bin" / "perf_analyzer"),
+        "timeout_s": 60,
+        "retries": 1,
+    }
+
+
+def result(spec: dict) -> tuple[dict, list[str]]:
+    out = Path(spec["results_dir"]) / "numa0"
+    meta = json.loads((out / "metadata.json").read_text())
+    rows = (out / "perf.csv").read_text().splitlines() if (out / "perf.csv").exists() else []
+    return meta, rows
+
+
+def test_the_search_finds_the_known_capacity_and_is_never_repeated(server, tmp_path: Path) -> None:
+    _, port = server
+    spec = job(tmp_path, port, budget_ms=33)
+    assert run_job(spec)["numa0"]["status"] == "complete"
+    meta, rows = result(spec)
+    search = meta["search"]
+    level, capacity = expected_level(CURVE, 33, 1, 64)
+    assert search["valid"] and search["reason"] == "", search
+    assert search["capacity"] == pytest.approx(capacity, rel=TOLERANCE), (level, search["level"])
+    assert search["level"]["p99_us"] <= 33_000 and search["level"]["requests"] >= search["min_requests"]
+    curve = [m["level"] for m in search["curve"]]
+    assert curve[:4] == [1, 2, 4, 8] and len(curve) <= 10  # grown, then narrowed: not 64 levels
+    assert [int(r.split(",")[0]) for r in rows[1:]] == curve  # every level measured, in perf.csv
+    assert search["windows"] >= 3 * len(curve) and search["seconds"] > 0
+    assert meta["levels_reached"] == curve and meta["status"] == "complete"
+    assert all("--latency-threshold" not in a["command"] for a in meta["attempts"])
+
+    stamp = (Path(spec["results_dir"]) / "numa0" / "metadata.json").stat().st_mtime_ns
+    assert run_job(spec)["numa0"]["skipped"] is True
+    assert (Path(spec["results_dir"]) / "numa0" / "metadata.json").stat().st_mtime_ns == stamp
+
+
+def test_a_budget_no_level_meets_is_an_invalid_result_that_says_why(server, tmp_path: Path) -> None:
+    _, port = server
+    spec = job(tmp_path, port, budget_ms=5, window_ms=500)
+    run_job(spec)
+    meta, rows = result(spec)
+    assert meta["search"]["valid"] is False and meta["search"]["capacity"] is None
+    assert meta["search"]["reason"].startswith("no level within the budget: level 1 has p99 ")
+    assert len(rows) == 2  # the one level measured is kept
+
+
+def test_a_server_dying_mid_search_keeps_its_levels_and_records_a_failure(server, tmp_path: Path) -> None:
+    process, port = server
+    spec = job(tmp_path, port, budget_ms=1000, window_ms=500)
+    staging = Path(spec["results_dir"]) / ".numa0.partial"
+
+    def kill_after_two_levels() -> None:
+        while not (staging / "attempt-2.log").exists() and process.poll() is None:
+            time.sleep(0.1)
+        process.send_signal(signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_after_two_levels, daemon=True)
+    killer.start()
+    started = time.monotonic()
+    run_job(spec)
+    assert time.monotonic() - started < 120
+    meta, rows = result(spec)
+    assert meta["status"] == "failed"
+    assert meta["search"]["reason"].startswith("search cut short: level "), meta["search"]
+    assert meta["levels_reached"][:2] == [1, 2] and len(rows) - 1 == len(meta["levels_reached"])
