@@ -31,6 +31,13 @@ DEFAULT_MIN_GAIN_PERCENT = 5.0
 DEFAULT_MAX_CONCURRENCY = 256
 
 
+def most_levels(max_concurrency: int) -> int:
+    """The most levels a search up to MAX_CONCURRENCY measures: the doublings, then a bisection of the
+    last doubling's gap (what bounds the time a search may take)."""
+    doublings = math.ceil(math.log2(max_concurrency)) + 1 if max_concurrency > 1 else 1
+    return doublings + max(0, math.ceil(math.log2(max(max_concurrency // 2, 1))))
+
+
 @dataclass(frozen=True)
 class Level:
     """One measured level: what perf_analyzer reported for it."""

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
 
-from bench.capacity import DEFAULT_MAX_CONCURRENCY, DEFAULT_MIN_GAIN_PERCENT, SEARCH_KINDS
+from bench.capacity import DEFAULT_MAX_CONCURRENCY, DEFAULT_MIN_GAIN_PERCENT, SEARCH_KINDS, most_levels
 from bench.layout import levels_of, parse_range
 
 SWEEP_DIR = Path(__file__).resolve().parents[1] / "playbooks" / "sweeps"
@@ -51,6 +52,17 @@ SEARCH = {
     "min_gain_percent": (float, DEFAULT_MIN_GAIN_PERCENT),
     "max_concurrency": (int, DEFAULT_MAX_CONCURRENCY),
 }
+
+
+# A capacity search's id says so, and under which budget: `dlrm-entire-b256-cap300ms-a396733615`. The
+# collector tells searches from grids by it (CAPACITY_ID_SQL), without reading every metadata.json.
+CAPACITY_ID_MARK = "cap"
+CAPACITY_ID_SQL = rf"regexp_matches(config_id, '-b[0-9]+-{CAPACITY_ID_MARK}[0-9.e+]+ms-[0-9a-f]+$')"
+
+
+def search_of(config_id: str) -> str:
+    """`capacity` or `grid`, from a config id."""
+    return "capacity" if re.search(rf"-b\d+-{CAPACITY_ID_MARK}[\d.e+]+ms-[0-9a-f]+$", config_id) else "grid"
 
 
 class SweepError(ValueError):
@@ -92,14 +104,21 @@ class SweepConfig:
         """Readable and stable: model, mode and batch in clear, every knob in the hash."""
         knobs = json.dumps(self.knobs(), sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(knobs.encode()).hexdigest()[:10]
+        if self.search == "capacity":
+            return f"{self.model}-{self.mode}-b{self.batch_size}-{CAPACITY_ID_MARK}{self.p99_budget_ms:g}ms-{digest}"
         return f"{self.model}-{self.mode}-b{self.batch_size}-{digest}"
 
     @property
     def concurrency_levels(self) -> list[int]:
         return levels_of(self.concurrency_range)
 
+    @property
+    def perf_analyzer_runs(self) -> int:
+        """How many perf_analyzer runs the config may take (each retried, each under the client timeout)."""
+        return most_levels(self.max_concurrency or 1) if self.search == "capacity" else 1
+
     def as_record(self) -> dict[str, object]:
-        return {"config_id": self.config_id, **self.knobs()}
+        return {"config_id": self.config_id, "perf_analyzer_runs": self.perf_analyzer_runs, **self.knobs()}
 
 
 def _load(path: Path) -> dict:

@@ -15,24 +15,27 @@ A point is valid when
 - the budget is met by every instance of the machine (in `entire` mode the capacity is the sum of its
   NUMA instances' capacities).
 An invalid capacity is kept and shown with its reason, never as a plain number.
+
+A capacity search (`search: capacity`, bench.capacity) answers for the budget it searched under, with
+its own validity (the same request rule, counted exactly from perf_analyzer's request count); capacities
+are ranked only against others under the same budget.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
+from bench.capacity import MIN_REQUESTS
 from collect.store import Store
 
-CONFIDENCE, PERCENTILE = 0.99, 0.99
-MIN_REQUESTS = math.ceil(math.log(1 - CONFIDENCE) / math.log(PERCENTILE))  # 459
 WINDOWS = 3
 DEFAULT_WINDOW_MS = 5000  # perf_analyzer's own default, for results that do not say
 DEFAULT_BUDGETS = Path(__file__).with_name("budgets.yml")
 CLASS = ["model", "mode", "batch_size"]
+RANKED_WITHIN = [*CLASS, "budget_ms"]
 
 
 class BudgetError(ValueError):
@@ -69,8 +72,18 @@ def machine_capacity(store: Store, run_id: str, budgets: dict[str, float], defau
                                 {DEFAULT_WINDOW_MS}) AS window_ms,
                        TRY_CAST(json_extract_string(metadata, '$.host_facts.cores') AS INTEGER) AS cores,
                        TRY_CAST(json_extract_string(metadata, '$.host_facts.numa_node_count') AS INTEGER)
-                           AS numa_nodes
+                           AS numa_nodes,
+                       json_extract_string(metadata, '$.search.kind') = 'capacity' AS searched,
+                       TRY_CAST(json_extract_string(metadata, '$.search.p99_budget_ms') AS DOUBLE) AS searched_budget,
+                       json_extract_string(metadata, '$.search.reason') AS searched_reason,
+                       TRY_CAST(json_extract_string(metadata, '$.search.level.requests') AS BIGINT) AS searched_reqs,
+                       json_array_length(json_extract(metadata, '$.search.curve')) AS searched_levels,
+                       TRY_CAST(json_extract_string(metadata, '$.search.seconds') AS DOUBLE) AS searched_seconds
                 FROM instances WHERE run_id = ?
+            ),
+            budgeted AS (
+                SELECT i.*, coalesce(i.searched_budget, b.budget_ms) AS budget_ms
+                FROM inst i JOIN budgets b USING (model)
             ),
             within AS (
                 SELECT p.host, p.model, p.config_id, p.instance,
@@ -78,24 +91,30 @@ def machine_capacity(store: Store, run_id: str, budgets: dict[str, float], defau
                        arg_max(p.concurrency, p.throughput) AS level,
                        arg_max(p.p50_us, p.throughput) AS p50_us,
                        arg_max(p.p99_us, p.throughput) AS p99_us
-                FROM points p JOIN budgets b USING (model)
+                FROM points p JOIN budgeted b USING (host, model, config_id, instance)
                 WHERE p.run_id = ? AND p.p99_us <= b.budget_ms * 1000
                 GROUP BY ALL
             ),
             per_instance AS (
-                SELECT i.*, b.budget_ms, w.capacity, w.level, w.p50_us, w.p99_us,
-                       w.capacity / greatest(i.batch_size, 1) * {WINDOWS} * i.window_ms / 1000 AS requests,
+                SELECT i.*, w.capacity, w.level, w.p50_us, w.p99_us,
+                       CASE WHEN i.searched THEN i.searched_reqs
+                            ELSE w.capacity / greatest(i.batch_size, 1) * {WINDOWS} * i.window_ms / 1000
+                       END AS requests,
                        CASE
+                           WHEN i.searched THEN nullif(i.searched_reason, '')
                            WHEN i.status = 'failed' THEN 'no level measured'
                            WHEN w.capacity IS NULL THEN 'no level within the budget'
                            WHEN w.capacity / greatest(i.batch_size, 1) * {WINDOWS} * i.window_ms / 1000
                                 < {MIN_REQUESTS}
                                THEN 'too few requests for a p99 (under {MIN_REQUESTS})'
                        END AS reason
-                FROM inst i JOIN budgets b USING (model)
+                FROM budgeted i
                 LEFT JOIN within w USING (host, model, config_id, instance)
             )
             SELECT host, model, config_id, any_value(mode) AS mode, any_value(batch_size) AS batch_size,
+                   CASE WHEN bool_or(searched)
+                        THEN 'searched: ' || sum(searched_levels) || ' levels, ' || round(max(searched_seconds)) || ' s'
+                        ELSE 'grid' END AS found_by,
                    any_value(concurrency_range) AS concurrency_range, any_value(intra) AS intra,
                    any_value(inter) AS inter, any_value(xla) AS xla, any_value(onednn) AS onednn,
                    any_value(budget_ms) AS budget_ms,
@@ -116,7 +135,7 @@ def machine_capacity(store: Store, run_id: str, budgets: dict[str, float], defau
 
 
 def capacity_per_host(machines: pd.DataFrame) -> pd.DataFrame:
-    """Per class (model, mode, batch size) and host: the config with the highest valid capacity (or,
+    """Per class (model, mode, batch size), budget and host: the config with the highest valid capacity (or,
     with none valid, the highest measured one, marked invalid), with per-physical-core and
     per-NUMA-node figures (from the host's fact) beside the total."""
     if machines.empty:
@@ -124,9 +143,10 @@ def capacity_per_host(machines: pd.DataFrame) -> pd.DataFrame:
     ranked = machines.assign(_valid=machines["valid"].astype(int)).sort_values(
         ["_valid", "capacity_measured"], ascending=False
     )
-    best = ranked.drop_duplicates([*CLASS, "host"]).drop(columns="_valid")
+    best = ranked.drop_duplicates([*RANKED_WITHIN, "host"]).drop(columns="_valid")
     best = best.assign(  # an invalid capacity has no per-core figure either
         per_core=best["capacity"] / best["cores"].astype("float64"),
         per_numa_node=best["capacity"] / best["numa_nodes"].astype("float64"),
     )
-    return best.sort_values([*CLASS, "capacity_measured"], ascending=[True, True, True, False]).reset_index(drop=True)
+    order = [*RANKED_WITHIN, "capacity_measured"]
+    return best.sort_values(order, ascending=[True] * len(RANKED_WITHIN) + [False]).reset_index(drop=True)

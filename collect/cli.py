@@ -209,9 +209,7 @@ def _budgets_asked(args: argparse.Namespace) -> tuple[dict[str, float], float] |
 
 def _capacity_values(store: Store, run: str, asked: tuple[dict[str, float], float]) -> pd.DataFrame:
     """Each host's valid capacity per class, as twins compares it."""
-    from collect.capacity import capacity_per_host, machine_capacity
-
-    table = capacity_per_host(machine_capacity(store, run, *asked))
+    table = _capacity(store, run, asked)
     valid = table[table["valid"]]
     return valid[["host", "model", "mode", "batch_size"]].assign(value=valid["capacity"])
 
@@ -252,26 +250,46 @@ def run_best(args: argparse.Namespace) -> int:
             return _print_capacity(store, run, asked)
         best = best_per_model(store, run)
         failed = queries.failures(store, run)
-    shown = best[["model", "mode", "batch_size", "throughput", "host", "concurrency_range", "intra", "inter", "p99_us"]]
-    print(f"best throughput per model, mode and batch size, run {run}:")
-    print(shown.to_markdown(index=False, floatfmt=",.0f"))
+        # the budgets do not matter here: a search answers for the budget it searched under
+        searches = _capacity(store, run, ({}, 1.0), searched_only=True)
+    if not best.empty or searches.empty:
+        columns = ["model", "mode", "batch_size", "throughput", "host", "concurrency_range", "intra", "inter", "p99_us"]
+        shown = best[columns]
+        print(f"best throughput per model, mode and batch size, run {run}:")
+        print(shown.to_markdown(index=False, floatfmt=",.0f"))
+    if not searches.empty:
+        _print_capacity_table(searches, f"capacity searches of run {run}, each under the p99 budget it searched:")
     if not failed.empty:
         print(f"{len(failed)} point(s) did not complete:")
         print(failed.to_markdown(index=False))
     return 0
 
 
-def _print_capacity(store: Store, run: str, asked: tuple[dict[str, float], float]) -> int:
+def _capacity(
+    store: Store, run: str, asked: tuple[dict[str, float], float], searched_only: bool = False
+) -> pd.DataFrame:
     from collect.capacity import capacity_per_host, machine_capacity
+
+    machines = machine_capacity(store, run, *asked)
+    if searched_only:
+        machines = machines[machines["found_by"] != "grid"]
+    return capacity_per_host(machines)
+
+
+def _print_capacity(store: Store, run: str, asked: tuple[dict[str, float], float]) -> int:
+    table = _capacity(store, run, asked)
+    _print_capacity_table(table, f"capacity under the p99 budget per model, mode, batch size and host, run {run}:")
+    return 0
+
+
+def _print_capacity_table(table: pd.DataFrame, title: str) -> None:
     from collect.tables import capacity_table
 
-    table = capacity_per_host(machine_capacity(store, run, *asked))
-    print(f"capacity under the p99 budget per model, mode, batch size and host, run {run}:")
+    print(title)
     print(capacity_table(table).to_markdown(index=False, disable_numparse=True))
     invalid = int((~table["valid"]).sum()) if not table.empty else 0
     if invalid:
         print(f"{invalid} capacity(ies) are invalid: the reason is shown instead of a number")
-    return 0
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from collect.perfcsv import PerfPoint
 from collect.results import InstanceResult, ResultError, instance_dirs, load_instance
 from collect.store import BEST_COLUMNS, INSTANCE_COLUMNS, KEY, KNOBS, POINT_COLUMNS, Store
 
@@ -53,7 +54,7 @@ def columns_of(results: Iterable[InstanceResult], stamp: str) -> tuple[dict[str,
         instances["sha256"].append(result.sha256)
         instances["ingested_at"].append(stamp)
         # the best point, here where the points are at hand (the store keeps it beside the instance)
-        best = max(result.points, key=lambda point: point.throughput, default=None)
+        best = best_point(result)
         instances["best_throughput"].append(best.throughput if best else None)
         instances["best_concurrency"].append(best.concurrency if best else None)
         instances["best_p50_us"].append(best.p50_us if best else None)
@@ -63,6 +64,17 @@ def columns_of(results: Iterable[InstanceResult], stamp: str) -> tuple[dict[str,
             for name in MEASURES:
                 points[name].append(getattr(point, name))
     return instances, points
+
+
+def best_point(result: InstanceResult) -> PerfPoint | None:
+    """The point that stands for the instance in machines, history and twins: its highest throughput;
+    for a capacity search, its capacity's level, and none when the search is invalid (the levels over
+    the budget are its curve, not its answer). store.capacity_best_points says the same in SQL."""
+    search = result.metadata.get("search") or {}
+    if search.get("kind") != "capacity":
+        return max(result.points, key=lambda point: point.throughput, default=None)
+    level = (search.get("level") or {}).get("level") if search.get("valid") else None
+    return next((point for point in result.points if point.concurrency == level), None)
 
 
 def _table(columns: dict[str, list], schema: dict[str, str]) -> pa.Table:

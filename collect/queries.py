@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bench.sweeps import CAPACITY_ID_SQL
 from collect.store import KNOBS, Store
 
 
@@ -48,11 +49,12 @@ def machines(store: Store, runs: list[str] | None) -> pd.DataFrame:
 
 
 def best_per_model(store: Store, run_id: str) -> pd.DataFrame:
-    """Per model, mode and batch size, the machine with the highest throughput in the run (the seed's
-    table, which never ranks a batch of 8 against one of 256 or one NUMA node against the machine)."""
+    """Per model, mode and batch size, the grid machine with the highest throughput in the run (the
+    seed's table, which never ranks a batch of 8 against one of 256 or one NUMA node against the machine)."""
     sql, params = machines_sql([run_id])
+    # A capacity search's number is a capacity under its budget, not a best throughput: not ranked here.
     return store.query(
-        f"SELECT * FROM ({sql}) QUALIFY row_number() OVER "
+        f"SELECT * FROM ({sql}) WHERE NOT {CAPACITY_ID_SQL} QUALIFY row_number() OVER "
         "(PARTITION BY model, mode, batch_size ORDER BY throughput DESC, host) = 1 ORDER BY model, mode, batch_size",
         params,
     )

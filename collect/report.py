@@ -23,7 +23,7 @@ from collect.twins import twins
 HISTORY_PLOT_RUNS = 90
 CAPACITY_SHOWN = [
     "model", "mode", "batch_size", "host", "capacity", "per_core", "per_numa_node", "budget_ms", "p99_us",
-    "levels", "min_requests", "valid", "reason", "capacity_measured", "config_id", "intra", "inter",
+    "levels", "found_by", "min_requests", "valid", "reason", "capacity_measured", "config_id", "intra", "inter",
 ]  # fmt: skip
 
 

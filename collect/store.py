@@ -77,6 +77,21 @@ BEST_OF_POINTS = (
 )
 
 
+def capacity_best_points(points: str, instances: str) -> str:
+    """The POINTS a best point may come from: all of a grid instance's; of a capacity search's, only its
+    capacity's level, and none when the search is invalid (as collect.ingest.best_point says)."""
+    keys = ", ".join(KEY)
+    search = (
+        f"SELECT {keys}, json_extract_string(metadata, '$.search.kind') AS kind, "
+        "json_extract_string(metadata, '$.search.valid') AS valid, "
+        f"TRY_CAST(json_extract_string(metadata, '$.search.level.level') AS INTEGER) AS level FROM {instances}"
+    )
+    return (
+        f"SELECT p.* FROM {points} p JOIN ({search}) s USING ({keys}) "
+        "WHERE s.kind IS DISTINCT FROM 'capacity' OR (s.valid = 'true' AND p.concurrency = s.level)"
+    )
+
+
 def _create(table: str) -> str:
     columns = ", ".join(f"{name} {kind}" for name, kind in TABLES[table].items())
     return f"CREATE TABLE {table} ({columns})"
@@ -201,7 +216,8 @@ class Store:
             self.db.execute(f"CREATE OR REPLACE TEMP TABLE fresh_points AS {new_points}")
             self.db.execute(
                 f"INSERT INTO instances SELECT f.*, {', '.join(f'b.{c}' for c in BEST_COLUMNS)} FROM fresh f "
-                f"LEFT JOIN (SELECT {keys}, {BEST_OF_POINTS} FROM fresh_points GROUP BY {keys}) b USING ({keys})"
+                f"LEFT JOIN (SELECT {keys}, {BEST_OF_POINTS} FROM ({capacity_best_points('fresh_points', 'fresh')}) "
+                f"GROUP BY {keys}) b USING ({keys})"
             )
             self.db.execute("INSERT INTO points SELECT * FROM fresh_points")
             self.db.execute("DROP TABLE fresh_points")

@@ -33,6 +33,7 @@ def capacity_table(capacity: pd.DataFrame) -> pd.DataFrame:
                 "p99 budget (ms)": _number(r.budget_ms),
                 "p99 (ms)": _number(r.p99_us / 1000 if r.p99_us == r.p99_us else None, 1),
                 "levels": r.levels or "",
+                "found by": r.found_by,
                 "config": r.config_id,
                 "intra/inter": f"{r.intra}/{r.inter}",
             }

@@ -1,6 +1,6 @@
 """A TF-Serving gRPC server whose load curve is known in advance: the yardstick of the capacity search.
 
-    python -m sim.known_curve.server --port 8500 --model dlrm --workers 16 --base-ms 9 --contention-ms 2
+    python -m sim.known_curve.server --port 9000 --model dlrm --workers 16 --base-ms 9 --contention-ms 2
 
 It answers GetModelMetadata (one float input `x` of shape [-1, 4], one output `y`) and Predict like
 TF-Serving, so the real perf_analyzer drives it. A request waits for one of `workers` workers, then is

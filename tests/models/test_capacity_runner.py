@@ -4,6 +4,7 @@ says, says why a budget nobody meets is invalid, and keeps every level when the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -17,6 +18,8 @@ import pytest
 
 from bench.sweep import run_job
 from bench.sweeps import configs_for
+from collect.cli import main as collect_main
+from collect.store import Store
 from sim.known_curve.server import Curve, expected_level, launch
 from sim.tfserving_standin.process import free_port, wait_ready
 
@@ -50,26 +53,36 @@ def server() -> Iterator[tuple[subprocess.Popen[str], int]]:
 
 def job(tmp_path: Path, port: int, budget_ms: float, window_ms: int = 1000) -> dict:
     (config,) = [c for c in configs_for(["dlrm"], profile="ci-capacity") if c.mode == "single"]
-    record = config.as_record() | {
-        "batch_size": 1,
-        "p99_budget_ms": budget_ms,
-        "max_concurrency": 64,
-        "measurement_interval_ms": window_ms,
-        "min_gain_percent": 5.0,
-        "percentile": 99,
-        "stability_percentage": 10,
-    }
+    config = dataclasses.replace(
+        config,
+        batch_size=1,
+        p99_budget_ms=float(budget_ms),
+        max_concurrency=64,
+        min_gain_percent=5.0,
+        percentile=99,
+        stability_percentage=10,
+        measurement_interval_ms=window_ms,
+    )
     return {
         "run_id": "test-run",
         "host": "controller",
         "model": "dlrm",
-        "config": record,
-        "results_dir": str(tmp_path / "results" / "dlrm" / config.config_id),
+        "config": config.as_record(),
+        "results_dir": str(tmp_path / "results" / "test-run" / "controller" / "dlrm" / config.config_id),
         "instances": [{"name": "numa0", "port": port}],
         "perf_analyzer": str(VENV / "bin" / "perf_analyzer"),
         "timeout_s": 60,
         "retries": 1,
     }
+
+
+def collected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Store, str]:
+    """The results ingested into a store, and what `collect best` prints of them."""
+    db = tmp_path / "store.duckdb"
+    assert collect_main(["ingest", str(tmp_path / "results"), "--db", str(db)]) == 0
+    capsys.readouterr()
+    assert collect_main(["best", "--db", str(db)]) == 0
+    return Store.existing(db), capsys.readouterr().out
 
 
 def result(spec: dict) -> tuple[dict, list[str]]:
@@ -79,7 +92,7 @@ def result(spec: dict) -> tuple[dict, list[str]]:
     return meta, rows
 
 
-def test_the_search_finds_the_known_capacity_and_is_never_repeated(server, tmp_path: Path) -> None:
+def test_the_search_finds_the_known_capacity_and_is_never_repeated(server, tmp_path: Path, capsys) -> None:
     _, port = server
     spec = job(tmp_path, port, budget_ms=33)
     assert run_job(spec)["numa0"]["status"] == "complete"
@@ -100,8 +113,23 @@ def test_the_search_finds_the_known_capacity_and_is_never_repeated(server, tmp_p
     assert run_job(spec)["numa0"]["skipped"] is True
     assert (Path(spec["results_dir"]) / "numa0" / "metadata.json").stat().st_mtime_ns == stamp
 
+    # The collector: the search's capacity is the instance's number (not its over-budget levels),
+    # and `collect best` shows it as a capacity under its own budget, found by the search.
+    store, printed = collected(tmp_path, capsys)
+    with store:
+        (best,) = store.db.execute("SELECT best_throughput, best_concurrency FROM instances").fetchall()
+        assert best == (pytest.approx(search["capacity"]), search["level"]["level"])
+        assert store.count("points") == len(curve)
+    assert "capacity searches" in printed and f"{search['capacity']:,.0f}" in printed
+    # ... and a store that takes it in from another controller's Parquet export says the same.
+    assert collect_main(["export", str(tmp_path / "dataset"), "--db", str(tmp_path / "store.duckdb")]) == 0
+    assert collect_main(["import", str(tmp_path / "dataset"), "--db", str(tmp_path / "other.duckdb")]) == 0
+    with Store.existing(tmp_path / "other.duckdb") as other:
+        assert other.db.execute("SELECT best_throughput, best_concurrency FROM instances").fetchall() == [best]
+    assert f"searched: {len(curve)} levels" in printed and "| 33 " in printed
 
-def test_a_budget_no_level_meets_is_an_invalid_result_that_says_why(server, tmp_path: Path) -> None:
+
+def test_a_budget_no_level_meets_is_an_invalid_result_that_says_why(server, tmp_path: Path, capsys) -> None:
     _, port = server
     spec = job(tmp_path, port, budget_ms=5, window_ms=500)
     run_job(spec)
@@ -109,6 +137,9 @@ def test_a_budget_no_level_meets_is_an_invalid_result_that_says_why(server, tmp_
     assert meta["search"]["valid"] is False and meta["search"]["capacity"] is None
     assert meta["search"]["reason"].startswith("no level within the budget: level 1 has p99 ")
     assert len(rows) == 2  # the one level measured is kept
+    store, printed = collected(tmp_path, capsys)
+    store.close()
+    assert "INVALID: no level within the budget: level 1 has p99" in printed
 
 
 def test_a_server_dying_mid_search_keeps_its_levels_and_records_a_failure(server, tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ def test_config_ids_are_stable_and_follow_every_knob() -> None:
     (config,) = configs_for(["dlrm"])
     assert config.config_id == "dlrm-entire-b256-1b89101ea0"  # a changed id would orphan stored results
     (searched,) = configs_for(["dlrm"], profile="capacity")
-    assert searched.config_id == "dlrm-entire-b256-a396733615"
+    assert searched.config_id == "dlrm-entire-b256-cap300ms-a396733615"  # says it is a search, and its budget
     for knobs in (config, searched):
         for name, value in knobs.knobs().items():
             bump = {bool: lambda v: not v, int: lambda v: v + 1, float: lambda v: v + 1, str: lambda v: v + "x"}
