@@ -4,6 +4,7 @@ nothing else spells them.
 
     <results_root>/<run_id>/<host>/<model>/<config_id>/<instance>/{perf.csv, metadata.json, attempt-N.*}
     <results_root>/<run_id>/<host>/<model>/train/{<mode>.json, export.json}
+    <results_root>/<run_id>/<host>/<model>/knob-search-<mode>.json   (what a knob search measured)
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ def train_record_path(host_results: Path, model: str, mode: str) -> Path:
 
 def export_record_path(host_results: Path, model: str) -> Path:
     return host_results / model / TRAIN_DIR / EXPORT_RECORD
+
+
+def knob_search_record_path(host_results: Path, model: str, mode: str) -> Path:
+    return host_results / model / f"knob-search-{mode}.json"
 
 
 def staging_dir(final: Path) -> Path:

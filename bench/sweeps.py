@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from bench.capacity import DEFAULT_MAX_CONCURRENCY, DEFAULT_MIN_GAIN_PERCENT, SEARCH_KINDS, most_levels
+from bench.knobsearch import DEFAULT_KNOB_BUDGET, KNOB_SEARCHES
 from bench.layout import levels_of, parse_range
 
 SWEEP_DIR = Path(__file__).resolve().parents[1] / "playbooks" / "sweeps"
@@ -52,6 +53,9 @@ SEARCH = {
     "min_gain_percent": (float, DEFAULT_MIN_GAIN_PERCENT),
     "max_concurrency": (int, DEFAULT_MAX_CONCURRENCY),
 }
+# How the knob lists are explored: their full product (grid), or a coordinate search of capacity over
+# them within a budget of configs (bench.knobsearch). Not knobs themselves: not in any config id.
+KNOB_SEARCH = {"knob_search": (str, "grid"), "knob_budget": (int, DEFAULT_KNOB_BUDGET)}
 
 
 # A capacity search's id says so, and under which budget: `dlrm-entire-b256-cap300ms-a396733615`. The
@@ -90,10 +94,14 @@ class SweepConfig:
     p99_budget_ms: float | None = None
     min_gain_percent: float | None = None
     max_concurrency: int | None = None
+    knob_search: str = "grid"
+    knob_budget: int = DEFAULT_KNOB_BUDGET
 
     def knobs(self) -> dict[str, object]:
         """The config's knobs; a grid config has no search keys (its id predates them)."""
         knobs = asdict(self)
+        for key in KNOB_SEARCH:
+            knobs.pop(key)
         if self.search == "grid":
             for key in SEARCH:
                 knobs.pop(key)
@@ -117,8 +125,19 @@ class SweepConfig:
         """How many perf_analyzer runs the config may take (each retried, each under the client timeout)."""
         return most_levels(self.max_concurrency or 1) if self.search == "capacity" else 1
 
+    @property
+    def knob_group(self) -> str:
+        """The configs one knob search explores together ("" for the grid): a model in one mode."""
+        return f"{self.model}-{self.mode}" if self.knob_search == "coordinate" else ""
+
     def as_record(self) -> dict[str, object]:
-        return {"config_id": self.config_id, "perf_analyzer_runs": self.perf_analyzer_runs, **self.knobs()}
+        """What the sweep role reads and metadata.json keeps; a grid config's is what it always was."""
+        record: dict[str, object] = {"config_id": self.config_id, **self.knobs()}
+        if self.search == "capacity":
+            record["perf_analyzer_runs"] = self.perf_analyzer_runs
+        if self.knob_group:
+            record |= {"knob_group": self.knob_group, "knob_budget": self.knob_budget}
+        return record
 
 
 def _load(path: Path) -> dict:
@@ -132,7 +151,7 @@ def _load(path: Path) -> dict:
 
 
 def _validate_search(path: Path, data: dict) -> None:
-    for key, (kind, _) in SEARCH.items():
+    for key, (kind, _) in (SEARCH | KNOB_SEARCH).items():
         value = data.get(key)
         if value is None:
             continue
@@ -141,6 +160,13 @@ def _validate_search(path: Path, data: dict) -> None:
         if not isinstance(value, kind) or isinstance(value, bool):
             raise SweepError(f"{path}: {key} must be a {kind.__name__}, not {value!r}")
     search = data.get("search", "grid")
+    knob_search = data.get("knob_search", "grid")
+    if knob_search not in KNOB_SEARCHES:
+        raise SweepError(f"{path}: knob_search must be {' or '.join(KNOB_SEARCHES)}, not {knob_search!r}")
+    if knob_search != "grid" and search != "capacity":
+        raise SweepError(f"{path}: knob_search: {knob_search} searches capacities: it needs search: capacity")
+    if data.get("knob_budget", DEFAULT_KNOB_BUDGET) < 1:
+        raise SweepError(f"{path}: knob_budget must be 1 or more configs")
     if search not in SEARCH_KINDS:
         raise SweepError(f"{path}: search must be {' or '.join(SEARCH_KINDS)}, not {search!r}")
     if search == "grid":
@@ -158,7 +184,7 @@ def _validate_search(path: Path, data: dict) -> None:
 
 
 def _validate(path: Path, data: dict) -> None:
-    unknown = set(data) - set(AXES) - set(SCALARS) - set(SEARCH)
+    unknown = set(data) - set(AXES) - set(SCALARS) - set(SEARCH) - set(KNOB_SEARCH)
     if unknown:
         raise SweepError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
     missing = (set(AXES) | set(SCALARS)) - set(data)
@@ -234,6 +260,7 @@ def expand(definition: dict) -> list[SweepConfig]:
             "max_concurrency": int(definition.get("max_concurrency", DEFAULT_MAX_CONCURRENCY)),
         }
         ranges = [f"1:{scalars['max_concurrency']}"]
+    scalars |= {key: definition.get(key, default) for key, (_, default) in KNOB_SEARCH.items()}
     configs = []
     for mode, rng, batch, intra, inter, xla, onednn in itertools.product(
         definition["modes"],

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from bench import facts
+from bench.layout import META_NAME, knob_search_record_path
 from bench.sweeps import configs_for
 from sim.fleet.fleet import Fleet
 from sim.fleet.podman import podman
@@ -250,6 +251,37 @@ def test_train_sweep_and_fetch_run_alone_and_repeat_no_work(benched) -> None:
         assert sorted(hosts) == [OTHER_HOST], (stage, hosts)
         assert "changed=0" in hosts[OTHER_HOST] and "failed=0" in hosts[OTHER_HOST], (stage, hosts)
     assert snapshot(results) == before
+
+
+def test_a_knob_search_of_capacities_sweeps_fetches_and_is_reported_as_capacities(benched, tmp_path: Path) -> None:
+    """One model in capacity mode with a knob search (the ci-capacity profile: two intra settings, a budget
+    of two configs) on one host, from the sweep to `collect best`."""
+    fleet, results, extra_vars, _, _ = benched
+    run_id = "fleet-capacity"
+    chosen = ["--limit", OTHER_HOST, "-e", f"recbench_run_id={run_id}", "-e", '{"recbench_models": ["dlrm"]}']
+    chosen += ["-e", "recbench_sweep_profile=ci-capacity"]
+    for stage in ("sweep", "fetch"):
+        rc, output = bench(fleet, extra_vars, *chosen, playbook=f"playbooks/{stage}.yml")
+        assert rc == 0, f"{stage}: {output[-4000:]}"
+    model_dir = results / run_id / OTHER_HOST / "dlrm"
+    configs = configs_for(["dlrm"], profile="ci-capacity")
+    searches = {c.config_id: json.loads((model_dir / c.config_id / "numa0" / META_NAME).read_text()) for c in configs}
+    for meta in searches.values():
+        search = meta["search"]
+        assert search["kind"] == "capacity" and search["p99_budget_ms"] == configs[0].p99_budget_ms
+        assert search["curve"] and search["curve"][0]["level"] == 1 and search["windows"] >= 3, search
+        assert meta["status"] == "complete" and search["stopped"], search
+    knobs = json.loads(knob_search_record_path(results / run_id / OTHER_HOST, "dlrm", "single").read_text())
+    assert [m["config_id"] for m in knobs["measured"]] == [c.config_id for c in configs]  # the start, then intra 1
+    assert knobs["stopped"] == "the budget of 2 configs is spent", knobs
+    db = str(tmp_path / "store.duckdb")
+    assert run(["python", "-m", "collect", "ingest", str(results), "--db", db]).returncode == 0
+    shown = run(["python", "-m", "collect", "best", "--run", run_id, "--db", db])
+    assert shown.returncode == 0, shown.stderr
+    assert "capacity searches of run fleet-capacity" in shown.stdout and "searched: " in shown.stdout, shown.stdout
+    best = max(searches.values(), key=lambda m: m["search"]["capacity"] or 0)["search"]
+    expected = f"{best['capacity']:,.0f}" if best["valid"] else f"INVALID: {best['reason']}"
+    assert expected in shown.stdout, shown.stdout
 
 
 def fake_history(results: Path, runs: list[str], factor: float) -> Path:

@@ -119,3 +119,35 @@ def test_artifact_store_wheelhouses_per_arch() -> None:
     assert all(h["python"] == "3.11" for h in houses)
     with pytest.raises(ValueError, match="riscv64"):
         store.artifact_store_wheelhouses(["riscv64"], versions, requirements)
+
+
+knobs = load_plugin("roles/sweep/filter_plugins/sweep_knobs.py")
+
+
+def slurped(*searches: dict) -> list[dict]:
+    import base64
+    import json
+
+    return [{"content": base64.b64encode(json.dumps({"search": s}).encode()).decode()} for s in searches]
+
+
+def test_a_configs_capacity_is_the_sum_of_its_valid_instances_or_none() -> None:
+    ok = {"valid": True, "capacity": 100.0}
+    assert knobs.sweep_machine_capacity(slurped(ok, {"valid": True, "capacity": 50.5})) == 150.5
+    assert knobs.sweep_machine_capacity(slurped(ok, {"valid": False, "capacity": 80.0})) is None
+    assert knobs.sweep_machine_capacity([*slurped(ok), {"failed": True, "msg": "file not found"}]) is None
+    assert knobs.sweep_machine_capacity([]) is None
+
+
+def test_a_knob_step_names_the_next_config_and_where_the_record_goes() -> None:
+    from bench.sweeps import configs_for
+
+    configs = [c.as_record() for c in configs_for(["dlrm"], profile="ci-capacity")]
+    first = knobs.sweep_knob_step(configs, {})
+    assert (
+        first["config"]["config_id"] == configs[0]["config_id"]
+        and first["record_path"] == "dlrm/knob-search-single.json"
+    )
+    done = knobs.sweep_knob_step(configs, {c["config_id"]: 1.0 for c in configs})
+    assert done["config"] is None and done["record"]["stopped"] == "the budget of 2 configs is spent"
+    assert done["record"]["group"] == "dlrm-single"
