@@ -274,6 +274,9 @@ def test_a_knob_search_of_capacities_sweeps_fetches_and_is_reported_as_capacitie
     knobs = json.loads(knob_search_record_path(results / run_id / OTHER_HOST, "dlrm", "single").read_text())
     assert [m["config_id"] for m in knobs["measured"]] == [c.config_id for c in configs]  # the start, then intra 1
     assert knobs["stopped"] == "the budget of 2 configs is spent", knobs
+    # The same run again walks the same path and finds every config recorded: no work, nothing changed.
+    rc, output = bench(fleet, extra_vars, *chosen, playbook="playbooks/sweep.yml")
+    assert rc == 0 and "changed=0" in recap(output)[OTHER_HOST], output[-3000:]
     db = str(tmp_path / "store.duckdb")
     assert run(["python", "-m", "collect", "ingest", str(results), "--db", db]).returncode == 0
     shown = run(["python", "-m", "collect", "best", "--run", run_id, "--db", db])
