@@ -1,0 +1,79 @@
+"""Host side of `search: capacity` (bench.capacity decides the levels): one perf_analyzer run a level,
+against the servers of this config's lifetime, each level retried with a doubled window while
+perf_analyzer cannot stabilise it. Every level measured is kept in perf.csv; a lost server cuts the
+search, keeping what it measured, and the point is recorded as failed. Standard library only.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from bench.capacity import Level, SearchCut, search
+from bench.hostfact import read_host_fact
+from bench.instance import REQUEST_COUNT, UNSTABLE, WINDOW, attempt_record, perf_command, record_instance, run_perf
+from bench.layout import CSV_NAME, now, read_rows, write_rows
+
+
+def run_capacity_instance(job: dict, instance: dict, staging: Path, final: Path) -> dict:
+    """Search one instance's capacity; return its metadata (also written to metadata.json)."""
+    config = job["config"]
+    timeout = float(job["timeout_s"])
+    header: list[str] = []
+    rows: dict[int, dict[str, str]] = {}
+    attempts: list[dict] = []
+    started, began_search = now(), time.monotonic()
+    facts_at_start = read_host_fact(job["host_fact"]) if job.get("host_fact") else None
+
+    def measure(level: int) -> Level | None:
+        nonlocal header
+        interval = int(config["measurement_interval_ms"])
+        output = ""
+        for _ in range(int(job["retries"]) + 1):
+            attempt = len(attempts) + 1
+            csv_path = staging / f"attempt-{attempt}.csv"
+            cmd = [*perf_command(job, instance, [level], interval, csv_path), "-v"]
+            exit_code, output, timed_out, seconds = run_perf(cmd, timeout)
+            (staging / f"attempt-{attempt}.log").write_text(" ".join(cmd) + "\n\n" + output)
+            found = read_rows(csv_path.read_text()) if csv_path.is_file() else ([], [])
+            header = header or found[0]
+            attempts.append(
+                attempt_record(attempt, cmd, exit_code, timed_out, seconds, interval, [level], found[1], output)
+            )
+            if found[1]:
+                row = found[1][0]
+                rows[level] = row
+                counts = REQUEST_COUNT.findall(output)
+                windows = len(WINDOW.findall(output))
+                return Level(
+                    level,
+                    float(row["Inferences/Second"]),
+                    float(row["p50 latency"]),
+                    float(row["p99 latency"]),
+                    int(counts[-1]) if counts else 0,
+                    windows,
+                )
+            if UNSTABLE not in output:
+                break  # not a noisy level: the server or the client is gone
+            interval *= 2
+        if UNSTABLE in output:
+            return None
+        last = output.strip().splitlines()[-1] if output.strip() else f"perf_analyzer exited {exit_code}"
+        raise SearchCut(f"level {level}: {last}")
+
+    outcome = search(
+        measure,
+        float(config["p99_budget_ms"]),
+        float(config["min_gain_percent"]),
+        int(config["max_concurrency"]),
+    )
+    if header and rows:
+        write_rows(staging / CSV_NAME, header, [rows[level] for level in sorted(rows)])
+    record = outcome.record() | {"seconds": round(time.monotonic() - began_search, 3)}
+    extra: dict = {"search": record}
+    if outcome.error:
+        extra["status"] = "failed"
+    if facts_at_start is not None:
+        extra["host_facts_start"] = facts_at_start
+    asked = sorted({a["levels_asked"][0] for a in attempts})
+    return record_instance(job, instance, staging, final, asked, sorted(rows), attempts, started, extra)
