@@ -113,7 +113,8 @@ def machine_capacity(store: Store, run_id: str, budgets: dict[str, float], defau
             )
             SELECT host, model, config_id, any_value(mode) AS mode, any_value(batch_size) AS batch_size,
                    CASE WHEN bool_or(searched)
-                        THEN 'searched: ' || sum(searched_levels) || ' levels, ' || round(max(searched_seconds)) || ' s'
+                        THEN 'searched: ' || sum(searched_levels) || ' levels, '
+                             || CAST(round(max(searched_seconds)) AS BIGINT) || ' s'
                         ELSE 'grid' END AS found_by,
                    any_value(concurrency_range) AS concurrency_range, any_value(intra) AS intra,
                    any_value(inter) AS inter, any_value(xla) AS xla, any_value(onednn) AS onednn,
