@@ -1,4 +1,5 @@
-"""Knob search: the best capacity over a space of knobs (batch, intra, inter, xla, onednn) without
+"""Knob search: the best capacity over a space of knobs (batch, intra, inter, xla, onednn, servers per
+NUMA node) without
 measuring the whole product.
 
 A coordinate search, chosen because each knob's effect is mostly its own (threads, batching, a
@@ -17,13 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-KNOBS = ("batch_size", "intra", "inter", "xla", "onednn")
+KNOBS = ("batch_size", "intra", "inter", "xla", "onednn", "instances_per_node")
 KNOB_SEARCHES = ("grid", "coordinate")
 DEFAULT_KNOB_BUDGET = 8
 
 
 def _key(config: Mapping, knobs: Sequence[str]) -> tuple:
-    return tuple(config[k] for k in knobs)
+    return tuple(config.get(k, 1) for k in knobs)  # instances_per_node is left out of records at 1
 
 
 def plan(
@@ -38,7 +39,7 @@ def plan(
     valid capacity (None: measured, invalid or failed) of those measured so far."""
     if not configs:
         return None, "no configs"
-    knobs = [k for k in KNOBS if len({c[k] for c in configs}) > 1]
+    knobs = [k for k in KNOBS if len({c.get(k, 1) for c in configs}) > 1]
     by_key = {_key(c, knobs): c for c in configs}
     measured = [c for c in configs if c["config_id"] in capacities]
     start = configs[0]
@@ -57,13 +58,13 @@ def plan(
     while True:
         at_pass_start = value(best)
         for knob in knobs:
-            for option in sorted({c[knob] for c in configs}, key=str):
+            for option in sorted({c.get(knob, 1) for c in configs}, key=str):
                 neighbour = by_key.get(_key({**best, knob: option}, knobs))
                 if neighbour is None or neighbour["config_id"] == best["config_id"]:
                     continue
                 if neighbour["config_id"] not in capacities:
                     return neighbour, f"{knob}={option} with the rest at the best so far ({best['config_id']})"
-            candidates = [by_key[_key({**best, knob: o}, knobs)] for o in {c[knob] for c in configs}]
+            candidates = [by_key[_key({**best, knob: o}, knobs)] for o in {c.get(knob, 1) for c in configs}]
             best = max(candidates, key=lambda c: (value(c), c["config_id"] == best["config_id"]))
         if not knobs:
             return None, "nothing to search: every knob has one value"

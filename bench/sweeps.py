@@ -12,12 +12,13 @@ import hashlib
 import itertools
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import yaml
 
 from bench.capacity import DEFAULT_MAX_CONCURRENCY, DEFAULT_MIN_GAIN_PERCENT, SEARCH_KINDS, most_levels
+from bench.facts import PORT_STEP
 from bench.knobsearch import DEFAULT_KNOB_BUDGET, KNOB_SEARCHES
 from bench.layout import levels_of, parse_range
 
@@ -45,6 +46,8 @@ SCALARS = {
     "request_distribution": str,
     "input_data": str,
 }
+# Optional axes: (type, default list). Their default value is left out of config ids, which predate them.
+OPTIONAL_AXES = {"instances_per_node": (int, [1])}
 # Keys of `search: capacity`, optional: (type, default). A grid config carries none of them, so its id
 # is what it was before capacity searches existed.
 SEARCH = {
@@ -96,12 +99,16 @@ class SweepConfig:
     max_concurrency: int | None = None
     knob_search: str = "grid"
     knob_budget: int = DEFAULT_KNOB_BUDGET
+    instances_per_node: int = 1
 
     def knobs(self) -> dict[str, object]:
         """The config's knobs; a grid config has no search keys (its id predates them)."""
         knobs = asdict(self)
         for key in KNOB_SEARCH:
             knobs.pop(key)
+        for key, (_, default) in OPTIONAL_AXES.items():
+            if [knobs[key]] == default:
+                knobs.pop(key)
         if self.search == "grid":
             for key in SEARCH:
                 knobs.pop(key)
@@ -184,7 +191,7 @@ def _validate_search(path: Path, data: dict) -> None:
 
 
 def _validate(path: Path, data: dict) -> None:
-    unknown = set(data) - set(AXES) - set(SCALARS) - set(SEARCH) - set(KNOB_SEARCH)
+    unknown = set(data) - set(AXES) - set(SCALARS) - set(SEARCH) - set(KNOB_SEARCH) - set(OPTIONAL_AXES)
     if unknown:
         raise SweepError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
     missing = (set(AXES) | set(SCALARS)) - set(data)
@@ -197,6 +204,16 @@ def _validate(path: Path, data: dict) -> None:
         for value in values:
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
                 raise SweepError(f"{path}: {key} holds {value!r}, not a {kind.__name__}")
+    for key, (kind, _) in OPTIONAL_AXES.items():
+        values = data.get(key, [1])
+        if (
+            not isinstance(values, list)
+            or not values
+            or not all(isinstance(v, kind) and not isinstance(v, bool) for v in values)
+        ):
+            raise SweepError(f"{path}: {key} must be a non-empty list of {kind.__name__}s")
+    if not all(1 <= k <= PORT_STEP for k in data.get("instances_per_node", [1])):
+        raise SweepError(f"{path}: instances_per_node must be 1 to {PORT_STEP} (the ports of a NUMA node)")
     for key, kind in SCALARS.items():
         value = data[key]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
@@ -262,7 +279,7 @@ def expand(definition: dict) -> list[SweepConfig]:
         ranges = [f"1:{scalars['max_concurrency']}"]
     scalars |= {key: definition.get(key, default) for key, (_, default) in KNOB_SEARCH.items()}
     configs = []
-    for mode, rng, batch, intra, inter, xla, onednn in itertools.product(
+    for mode, rng, batch, intra, inter, xla, onednn, per_node in itertools.product(
         definition["modes"],
         ranges,
         definition["batch_sizes"],
@@ -270,8 +287,10 @@ def expand(definition: dict) -> list[SweepConfig]:
         definition["inter"],
         definition["xla"],
         definition["onednn"],
+        definition.get("instances_per_node", [1]),
     ):
-        configs.append(SweepConfig(definition["model"], mode, rng, batch, intra, inter, xla, onednn, **scalars))
+        config = SweepConfig(definition["model"], mode, rng, batch, intra, inter, xla, onednn, **scalars)
+        configs.append(replace(config, instances_per_node=per_node))
     ids = [c.config_id for c in configs]
     if len(set(ids)) != len(ids):
         raise SweepError(f"{definition['model']}: the definition lists the same config twice")

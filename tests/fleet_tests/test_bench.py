@@ -254,8 +254,8 @@ def test_train_sweep_and_fetch_run_alone_and_repeat_no_work(benched) -> None:
 
 
 def test_a_knob_search_of_capacities_sweeps_fetches_and_is_reported_as_capacities(benched, tmp_path: Path) -> None:
-    """One model in capacity mode with a knob search (the ci-capacity profile: two intra settings, a budget
-    of two configs) on one host, from the sweep to `collect best`."""
+    """One model in capacity mode with a knob search (the ci-capacity profile: one then two servers on the
+    node, a budget of two configs) on one host, from the sweep to `collect best`."""
     fleet, results, extra_vars, _, _ = benched
     run_id = "fleet-capacity"
     chosen = ["--limit", OTHER_HOST, "-e", f"recbench_run_id={run_id}", "-e", '{"recbench_models": ["dlrm"]}']
@@ -265,26 +265,32 @@ def test_a_knob_search_of_capacities_sweeps_fetches_and_is_reported_as_capacitie
         assert rc == 0, f"{stage}: {output[-4000:]}"
     model_dir = results / run_id / OTHER_HOST / "dlrm"
     configs = configs_for(["dlrm"], profile="ci-capacity")
-    searches = {c.config_id: json.loads((model_dir / c.config_id / "numa0" / META_NAME).read_text()) for c in configs}
-    for meta in searches.values():
-        search = meta["search"]
-        assert search["kind"] == "capacity" and search["p99_budget_ms"] == configs[0].p99_budget_ms
-        assert search["curve"] and search["curve"][0]["level"] == 1 and search["windows"] >= 3, search
-        assert meta["status"] == "complete" and search["stopped"], search
+    assert [c.instances_per_node for c in configs] == [1, 2]
+    machines: dict[str, float | None] = {}
+    for config in configs:
+        metas = [json.loads(p.read_text()) for p in sorted((model_dir / config.config_id).glob(f"*/{META_NAME}"))]
+        assert len(metas) == config.instances_per_node, config.config_id  # one search per server
+        for meta in metas:
+            search = meta["search"]
+            assert search["kind"] == "capacity" and search["p99_budget_ms"] == config.p99_budget_ms
+            assert search["curve"] and search["curve"][0]["level"] == 1 and search["windows"] >= 3, search
+            assert meta["status"] == "complete" and search["stopped"], search
+        valid = all(m["search"]["valid"] for m in metas)
+        machines[config.config_id] = sum(m["search"]["capacity"] for m in metas) if valid else None
+    assert len({m["instance"]["port"] for m in metas}) == 2  # the two servers of the node, on two ports
     knobs = json.loads(knob_search_record_path(results / run_id / OTHER_HOST, "dlrm", "single").read_text())
-    assert [m["config_id"] for m in knobs["measured"]] == [c.config_id for c in configs]  # the start, then intra 1
+    assert [m["config_id"] for m in knobs["measured"]] == [c.config_id for c in configs]  # one server, then two
     assert knobs["stopped"] == "the budget of 2 configs is spent", knobs
-    # The same run again walks the same path and finds every config recorded: no work, nothing changed.
-    rc, output = bench(fleet, extra_vars, *chosen, playbook="playbooks/sweep.yml")
-    assert rc == 0 and "changed=0" in recap(output)[OTHER_HOST], output[-3000:]
     db = str(tmp_path / "store.duckdb")
     assert run(["python", "-m", "collect", "ingest", str(results), "--db", db]).returncode == 0
     shown = run(["python", "-m", "collect", "best", "--run", run_id, "--db", db])
     assert shown.returncode == 0, shown.stderr
     assert "capacity searches of run fleet-capacity" in shown.stdout and "searched: " in shown.stdout, shown.stdout
-    best = max(searches.values(), key=lambda m: m["search"]["capacity"] or 0)["search"]
-    expected = f"{best['capacity']:,.0f}" if best["valid"] else f"INVALID: {best['reason']}"
-    assert expected in shown.stdout, shown.stdout
+    found = [v for v in machines.values() if v is not None]
+    assert (f"{max(found):,.0f}" if found else "INVALID: ") in shown.stdout, shown.stdout
+    # The same run again walks the same path and finds every config recorded: no work, nothing changed.
+    rc, output = bench(fleet, extra_vars, *chosen, playbook="playbooks/sweep.yml")
+    assert rc == 0 and "changed=0" in recap(output)[OTHER_HOST], output[-3000:]
 
 
 def fake_history(results: Path, runs: list[str], factor: float) -> Path:

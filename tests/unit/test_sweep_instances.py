@@ -52,3 +52,25 @@ def test_bad_input_is_a_clear_error() -> None:
         plugin.sweep_instances({"model": "dlrm", "mode": "entire"}, [], BASE_PORT)
     with pytest.raises(ValueError, match="not single or entire"):
         plugin.sweep_instances({"model": "dlrm", "mode": "both"}, KUNPENG, BASE_PORT)
+
+
+def test_several_servers_per_node_split_its_cpus_and_take_the_ports_above_its_own() -> None:
+    config = {"model": "dlrm", "mode": "entire", "instances_per_node": 2}
+    instances = plugin.sweep_instances(config, KUNPENG[:2], BASE_PORT)
+    assert [(i["name"], i["unit"], i["port"], i["server_cpus"], i["client_cpus"]) for i in instances] == [
+        ("numa0-0", "dlrm-0-0", 8500, "0-15", "0-31"),
+        ("numa0-1", "dlrm-0-1", 8501, "16-31", "0-31"),
+        ("numa1-0", "dlrm-1-0", 8510, "32-47", "32-63"),
+        ("numa1-1", "dlrm-1-1", 8511, "48-63", "32-63"),
+    ]
+    servers = plugin.sweep_server_instances(
+        instances, config | {"intra": 0, "inter": 0, "xla": False, "onednn": None}, "/m"
+    )
+    assert [s["name"] for s in servers] == ["dlrm-0-0", "dlrm-0-1", "dlrm-1-0", "dlrm-1-1"]
+    # More servers than CPUs: they share the node's, and the note says so.
+    (one, two, three) = plugin.sweep_instances(
+        config | {"instances_per_node": 3}, [{"id": 0, "cpus": "0-1"}], BASE_PORT
+    )
+    assert one["server_cpus"] == three["server_cpus"] == "0-1" and "sharing its 2 CPU(s)" in two["note"]
+    with pytest.raises(ValueError, match="instances_per_node must be 1 to 10"):
+        plugin.sweep_instances(config | {"instances_per_node": 11}, KUNPENG, BASE_PORT)

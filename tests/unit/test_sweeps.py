@@ -46,6 +46,9 @@ def test_the_product_of_the_axes_is_expanded() -> None:
     configs = expand(definition)
     assert len(configs) == 8
     assert len({c.config_id for c in configs}) == 8
+    servers = expand(definition | {"instances_per_node": [1, 2]})
+    assert len({c.config_id for c in servers}) == 16 and {c.config_id for c in configs} < {c.config_id for c in servers}
+    assert "instances_per_node" not in configs[0].as_record() and servers[1].as_record()["instances_per_node"] == 2
 
 
 def test_config_ids_are_stable_and_follow_every_knob() -> None:
@@ -81,6 +84,9 @@ def test_a_capacity_search_covers_1_to_max_concurrency_under_a_budget_per_model(
         ({"search": "hill"}, "search must be grid or capacity, not 'hill'"),
         ({"p99_budget_ms": 60}, "p99_budget_ms only mean something with search: capacity"),
         ({"search": "capacity", "p99_budget_ms": 60, "max_concurrency": 0}, "max_concurrency must be 1 or more"),
+        ({"instances_per_node": [0]}, "instances_per_node must be 1 to 10"),
+        ({"instances_per_node": 2}, "instances_per_node must be a non-empty list of ints"),
+        ({"knob_search": "coordinate"}, "knob_search: coordinate searches capacities: it needs search: capacity"),
     ],
 )
 def test_bad_search_keys_are_named(tmp_path: Path, changes: dict, message: str) -> None:

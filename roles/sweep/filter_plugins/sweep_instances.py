@@ -4,12 +4,13 @@ instances the tfserving role starts for it, and the version of each model TF-Ser
 `entire`: one server per NUMA node, bound to that node, and one client per node pinned to the same
 node (the seed's layout; the machine's throughput is the sum of the instances'). `single`: one server
 on NUMA node 0 and its client on NUMA node 1; a one-node host has no node 1, so its CPUs are split
-between server and client, and the instance says so in its note.
+between server and client, and the instance says so in its note. `instances_per_node` K > 1 puts K
+servers where there was one, on contiguous parts of its CPUs, each with its own client.
 """
 
 from __future__ import annotations
 
-from bench.facts import port_of
+from bench.facts import PORT_STEP, port_of
 
 
 def parse_cpulist(text: str) -> list[int]:
@@ -49,8 +50,40 @@ def _instance(model: str, node: dict, port: int, server: str, client: str, note:
     }
 
 
+def _per_node(instance: dict, count: int) -> list[dict]:
+    """COUNT servers where INSTANCE has one: the node's server CPUs split into COUNT contiguous parts,
+    ports the port rule's port + 0, 1, ... (PORT_STEP apart per node leaves room for them), each with
+    its own client on the instance's client CPUs."""
+    if count == 1:
+        return [instance]
+    cpus = parse_cpulist(instance["server_cpus"])
+    size, shared = len(cpus), len(cpus) < count
+    parts = [cpus] * count if shared else [cpus[i * size // count : (i + 1) * size // count] for i in range(count)]
+    how = f"sharing its {size} CPU(s)" if shared else "its CPUs split between them"
+    note = f"{count} servers on NUMA node {instance['numa_node']}, {how}"
+    return [
+        instance
+        | {
+            "name": f"{instance['name']}-{j}",
+            "unit": f"{instance['unit']}-{j}",
+            "port": instance["port"] + j,
+            "server_cpus": format_cpulist(part),
+            "note": "; ".join(n for n in (instance["note"], note) if n),
+        }
+        for j, part in enumerate(parts)
+    ]
+
+
 def sweep_instances(config: dict, numa_nodes: list[dict], base_port: int) -> list[dict]:
-    """The instances of CONFIG; the server on NUMA node N listens on the port rule's port (bench.facts)."""
+    """The instances of CONFIG; the server on NUMA node N listens on the port rule's port (bench.facts),
+    and with instances_per_node K > 1 the node's K servers on that port and the K - 1 above it."""
+    count = int(config.get("instances_per_node", 1))
+    if not 1 <= count <= PORT_STEP:
+        raise ValueError(f"sweep: instances_per_node must be 1 to {PORT_STEP} (the ports of a node), not {count}")
+    return [one for instance in _one_per_node(config, numa_nodes, base_port) for one in _per_node(instance, count)]
+
+
+def _one_per_node(config: dict, numa_nodes: list[dict], base_port: int) -> list[dict]:
     base_port = int(base_port)
     if not numa_nodes:
         raise ValueError("sweep: the host fact lists no NUMA node (run host_prep first)")
@@ -80,6 +113,7 @@ def sweep_server_instances(instances: list[dict], config: dict, models_dir: str)
     return [
         {
             "model": config["model"],
+            "name": instance["unit"],
             "numa_node": instance["numa_node"],
             "cpus": instance["server_cpus"],
             "port": instance["port"],

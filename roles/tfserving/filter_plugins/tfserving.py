@@ -8,7 +8,8 @@ from bench.facts import port_of
 def tfserving_instances(instances: list[dict], base_port: int, models_dir: str) -> list[dict]:
     """Each instance as the role's templates read it. The server on NUMA node N listens on
     the port rule's port (bench.facts.port_of) unless the instance names its port; models come from
-    <models_dir>/<model> unless it names a base_path."""
+    <models_dir>/<model> unless it names a base_path; its unit is tfserving@<model>-<node> unless it
+    names itself (several servers on one node)."""
     filled = []
     for instance in instances:
         if "model" not in instance:
@@ -16,7 +17,7 @@ def tfserving_instances(instances: list[dict], base_port: int, models_dir: str) 
         node = int(instance.get("numa_node", 0))
         filled.append(
             {
-                "name": f"{instance['model']}-{node}",
+                "name": instance.get("name") or f"{instance['model']}-{node}",
                 "model": instance["model"],
                 "numa_node": node,
                 "cpus": instance.get("cpus", ""),
