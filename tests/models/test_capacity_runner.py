@@ -26,11 +26,14 @@ from sim.tfserving_standin.process import free_port, wait_ready
 pytestmark = pytest.mark.models
 
 VENV = Path(sys.executable).parent.parent
-# 16 workers, each request 9 ms + 2 ms per other request in service: latency 7 + 2 C ms below 16 clients.
-CURVE = Curve(workers=16, base_ms=9, contention_ms=2)
-# gRPC, Python and perf_analyzer add 1-2 ms to every request on this machine, so the level whose latency
-# the curve puts just under the budget may measure just over it: the search must land within 10 %.
-TOLERANCE = 0.10
+# 16 workers, each request 50 ms + 0.5 ms per other request in service: 57.5 ms at 16 clients, and past 16
+# clients requests queue for a worker, so their p99 jumps towards twice that. Under a 90 ms budget the
+# capacity is the knee, 16 clients at 278 infer/s, whatever the few ms that gRPC, Python and a loaded
+# machine add to each request (up to 30 ms would not move the knee); those milliseconds lower the
+# throughput measured at it by their share of 57.5 ms: the search must land within 15 % of the curve.
+CURVE = Curve(workers=16, base_ms=50, contention_ms=0.5)
+BUDGET_MS = 90
+TOLERANCE = 0.15
 
 
 @pytest.fixture(autouse=True)
@@ -93,16 +96,17 @@ def result(spec: dict) -> tuple[dict, list[str]]:
 
 def test_the_search_finds_the_known_capacity_and_is_never_repeated(server, tmp_path: Path, capsys) -> None:
     _, port = server
-    spec = job(tmp_path, port, budget_ms=33)
+    spec = job(tmp_path, port, budget_ms=BUDGET_MS)
     assert run_job(spec)["numa0"]["status"] == "complete"
     meta, rows = result(spec)
     search = meta["search"]
-    level, capacity = expected_level(CURVE, 33, 1, 64)
+    level, capacity = expected_level(CURVE, BUDGET_MS, 1, 64)
     assert search["valid"] and search["reason"] == "", search
+    assert level == 16 and search["level"]["level"] in (16, 17), search["level"]  # the knee (17: as fast)
     assert search["capacity"] == pytest.approx(capacity, rel=TOLERANCE), (level, search["level"])
-    assert search["level"]["p99_us"] <= 33_000 and search["level"]["requests"] >= search["min_requests"]
+    assert search["level"]["p99_us"] <= BUDGET_MS * 1000 and search["level"]["requests"] >= search["min_requests"]
     curve = [m["level"] for m in search["curve"]]
-    assert curve[:4] == [1, 2, 4, 8] and len(curve) <= 10  # grown, then narrowed: not 64 levels
+    assert curve[:5] == [1, 2, 4, 8, 16] and len(curve) <= 11  # grown, then narrowed: not 64 levels
     assert [int(r.split(",")[0]) for r in rows[1:]] == curve  # every level measured, in perf.csv
     assert search["windows"] >= 3 * len(curve) and search["seconds"] > 0
     assert meta["levels_reached"] == curve and meta["status"] == "complete"
@@ -125,7 +129,7 @@ def test_the_search_finds_the_known_capacity_and_is_never_repeated(server, tmp_p
     assert collect_main(["import", str(tmp_path / "dataset"), "--db", str(tmp_path / "other.duckdb")]) == 0
     with Store.existing(tmp_path / "other.duckdb") as other:
         assert other.db.execute("SELECT best_throughput, best_concurrency FROM instances").fetchall() == [best]
-    assert f"searched: {len(curve)} levels" in printed and "| 33 " in printed
+    assert f"searched: {len(curve)} levels" in printed and f"| {BUDGET_MS} " in printed
 
 
 def test_a_budget_no_level_meets_is_an_invalid_result_that_says_why(server, tmp_path: Path, capsys) -> None:
