@@ -26,6 +26,14 @@ from benchmarks.fleet_scale import STORE, playbook
 from sim.fleet.fleet import REPO_ROOT, Fleet
 
 
+def why_failed(meta: dict) -> str:
+    """A failed point's reason: the server's, or its last perf_analyzer attempt's last line."""
+    if meta.get("server_error"):
+        return f"server: {meta['server_error']}"
+    attempts = meta.get("attempts") or [{}]
+    return f"perf_analyzer: {attempts[-1].get('last_output_line') or attempts[-1].get('exit_code')}"
+
+
 def best_throughput(root: Path) -> float:
     rates = [float(line.split(",")[1]) for p in root.glob("*/*/perf.csv") for line in p.read_text().splitlines()[1:]]
     return max(rates, default=0.0)
@@ -69,6 +77,7 @@ def main() -> None:
                         "best_infer_s": best_throughput(root),
                         "train_examples_s": train.get("throughput_examples_per_s"),
                         "firewall": metas[0]["machine"]["firewall"] if metas else None,
+                        "why": sorted({why_failed(m) for m in metas if m["status"] != "complete"}),
                     }
                 )
         finally:
@@ -87,6 +96,9 @@ def main() -> None:
             f"| {r['host']} | {r['arch']} | {r['points']} | {', '.join(r['statuses'])} | {r['best_infer_s']:,.0f}"
             f" | {r['train_examples_s'] or 0:,.0f} | {closed} |"
         )
+    for r in rows:
+        for why in r["why"]:
+            print(f"{r['host']}: a point failed: {why}")
 
 
 if __name__ == "__main__":
