@@ -11,14 +11,13 @@ from pathlib import Path
 
 from bench.capacity import Level, SearchCut, search
 from bench.hostfact import read_host_fact
-from bench.instance import REQUEST_COUNT, UNSTABLE, WINDOW, attempt_record, perf_command, record_instance, run_perf
-from bench.layout import CSV_NAME, now, read_rows, write_rows
+from bench.instance import REQUEST_COUNT, UNSTABLE, WINDOW, record_instance, run_attempt
+from bench.layout import CSV_NAME, now, write_rows
 
 
 def run_capacity_instance(job: dict, instance: dict, staging: Path, final: Path) -> dict:
     """Search one instance's capacity; return its metadata (also written to metadata.json)."""
     config = job["config"]
-    timeout = float(job["timeout_s"])
     header: list[str] = []
     rows: dict[int, dict[str, str]] = {}
     attempts: list[dict] = []
@@ -30,18 +29,13 @@ def run_capacity_instance(job: dict, instance: dict, staging: Path, final: Path)
         interval = int(config["measurement_interval_ms"])
         output = ""
         for _ in range(int(job["retries"]) + 1):
-            attempt = len(attempts) + 1
-            csv_path = staging / f"attempt-{attempt}.csv"
-            cmd = [*perf_command(job, instance, [level], interval, csv_path), "-v"]
-            exit_code, output, timed_out, seconds = run_perf(cmd, timeout)
-            (staging / f"attempt-{attempt}.log").write_text(" ".join(cmd) + "\n\n" + output)
-            found = read_rows(csv_path.read_text()) if csv_path.is_file() else ([], [])
-            header = header or found[0]
-            attempts.append(
-                attempt_record(attempt, cmd, exit_code, timed_out, seconds, interval, [level], found[1], output)
+            found_header, found, output, record = run_attempt(
+                job, instance, staging, len(attempts) + 1, [level], interval, "-v"
             )
-            if found[1]:
-                row = found[1][0]
+            header = header or found_header
+            attempts.append(record)
+            if found:
+                row = found[0]
                 rows[level] = row
                 counts = REQUEST_COUNT.findall(output)
                 windows = len(WINDOW.findall(output))
@@ -58,7 +52,7 @@ def run_capacity_instance(job: dict, instance: dict, staging: Path, final: Path)
             interval *= 2
         if UNSTABLE in output:
             return None
-        last = output.strip().splitlines()[-1] if output.strip() else f"perf_analyzer exited {exit_code}"
+        last = attempts[-1]["last_output_line"] or f"perf_analyzer exited {attempts[-1]['exit_code']}"
         raise SearchCut(f"level {level}: {last}")
 
     outcome = search(

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from bench.hostfact import read_host_fact
-from bench.layout import instance_metadata, publish_instance
+from bench.layout import instance_metadata, publish_instance, read_rows
 
 # perf_analyzer's output: the requests of a level's stable windows, one line per window (with -v), and
 # what it says when a level never stabilised (a noisy level, not a lost server).
@@ -79,29 +79,33 @@ def run_perf(cmd: list[str], timeout: float) -> tuple[int | None, str, bool, flo
         return None, f"could not run perf_analyzer: {err}", False, time.monotonic() - began
 
 
-def attempt_record(
-    attempt: int,
-    cmd: list[str],
-    exit_code: int | None,
-    timed_out: bool,
-    seconds: float,
-    interval: int,
-    asked: list[int],
-    rows: list[dict[str, str]],
-    output: str,
-) -> dict:
-    """What metadata.json keeps of one perf_analyzer run."""
-    return {
-        "attempt": attempt,
-        "command": cmd,
-        "exit_code": exit_code,
-        "timed_out": timed_out,
-        "seconds": round(seconds, 3),
-        "measurement_interval_ms": interval,
-        "levels_asked": asked,
-        "levels_reached": sorted(int(r["Concurrency"]) for r in rows),
-        "last_output_line": output.strip().splitlines()[-1] if output.strip() else "",
-    }
+def run_attempt(
+    job: dict, instance: dict, staging: Path, attempt: int, levels: list[int], interval: int, *more: str
+) -> tuple[list[str], list[dict[str, str]], str, dict]:
+    """perf_analyzer once, as attempt N of an instance, for LEVELS (MORE: extra arguments): its CSV and its
+    command and output (attempt-N.csv, attempt-N.log) in STAGING. Returns the CSV's header and rows, the
+    output, and what metadata.json keeps of the attempt."""
+    csv_path = staging / f"attempt-{attempt}.csv"
+    cmd = [*perf_command(job, instance, levels, interval, csv_path), *more]
+    exit_code, output, timed_out, seconds = run_perf(cmd, float(job["timeout_s"]))
+    (staging / f"attempt-{attempt}.log").write_text(" ".join(cmd) + "\n\n" + output)
+    header, rows = read_rows(csv_path.read_text()) if csv_path.is_file() else ([], [])
+    return (
+        header,
+        rows,
+        output,
+        {
+            "attempt": attempt,
+            "command": cmd,
+            "exit_code": exit_code,
+            "timed_out": timed_out,
+            "seconds": round(seconds, 3),
+            "measurement_interval_ms": interval,
+            "levels_asked": levels,
+            "levels_reached": sorted(int(r["Concurrency"]) for r in rows),
+            "last_output_line": output.strip().splitlines()[-1] if output.strip() else "",
+        },
+    )
 
 
 def record_instance(

@@ -28,7 +28,7 @@ from pathlib import Path
 from bench import facts
 from bench.capacity_run import run_capacity_instance
 from bench.hostfact import read_host_fact
-from bench.instance import attempt_record, perf_command, record_instance, run_perf
+from bench.instance import record_instance, run_attempt
 from bench.jobfile import load_job
 from bench.layout import (
     CSV_NAME,
@@ -36,7 +36,6 @@ from bench.layout import (
     SERVER_ERROR_NAME,
     levels_of,
     now,
-    read_rows,
     staging_dir,
     write_rows,
 )
@@ -68,7 +67,6 @@ def run_instance(job: dict, instance: dict, results_dir: Path) -> dict:
     if capacity:
         return run_capacity_instance(job, instance, staging, final)
     interval = int(config["measurement_interval_ms"])
-    timeout = float(job["timeout_s"])
     header: list[str] = []
     by_level: dict[int, dict[str, str]] = {}
     attempts = []
@@ -82,17 +80,11 @@ def run_instance(job: dict, instance: dict, results_dir: Path) -> dict:
             break
         # Retry from the first level not reached: perf_analyzer stops at the first failure.
         todo = [level for level in expected if level >= missing[0]]
-        csv_path = staging / f"attempt-{attempt}.csv"
-        cmd = perf_command(job, instance, todo, interval, csv_path)
-        exit_code, output, timed_out, seconds = run_perf(cmd, timeout)
-        (staging / f"attempt-{attempt}.log").write_text(" ".join(cmd) + "\n\n" + output)
-        rows = []
-        if csv_path.is_file():
-            attempt_header, rows = read_rows(csv_path.read_text())
-            header = header or attempt_header
+        attempt_header, rows, _, record = run_attempt(job, instance, staging, attempt, todo, interval)
+        header = header or attempt_header
         for row in rows:
             by_level.setdefault(int(row["Concurrency"]), row)
-        attempts.append(attempt_record(attempt, cmd, exit_code, timed_out, seconds, interval, todo, rows, output))
+        attempts.append(record)
         interval *= 2  # a longer window is what stabilises a noisy level
     reached = sorted(level for level in expected if level in by_level)
     if header and by_level:
@@ -122,7 +114,7 @@ def run_job(job: dict) -> dict:
 
 
 def summary(outcome: dict) -> dict:
-    """What the sweep stage shows of an instance (and reads, for a knob search, from metadata.json)."""
+    """What the sweep stage shows of an instance; a search's capacity and validity too."""
     shown = {k: outcome.get(k) for k in ("status", "levels_reached", "levels_failed", "skipped", "error")}
     if outcome.get("search"):
         shown |= {k: outcome["search"].get(k) for k in ("capacity", "valid", "reason")}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -65,11 +64,6 @@ KNOB_SEARCH = {"knob_search": (str, "grid"), "knob_budget": (int, DEFAULT_KNOB_B
 # collector tells searches from grids by it (CAPACITY_ID_SQL), without reading every metadata.json.
 CAPACITY_ID_MARK = "cap"
 CAPACITY_ID_SQL = rf"regexp_matches(config_id, '-b[0-9]+-{CAPACITY_ID_MARK}[0-9.e+]+ms-[0-9a-f]+$')"
-
-
-def search_of(config_id: str) -> str:
-    """`capacity` or `grid`, from a config id."""
-    return "capacity" if re.search(rf"-b\d+-{CAPACITY_ID_MARK}[\d.e+]+ms-[0-9a-f]+$", config_id) else "grid"
 
 
 class SweepError(ValueError):
