@@ -5,7 +5,9 @@ Brings up a simulated fleet of one x86_64 host and one emulated aarch64 host (qe
 sweep (the ci profile) and fetch for one model, timing each stage; prints per host its architecture,
 its points and their status, its training throughput, and whether its serving ports were closed to
 other hosts (an emulated host cannot: qemu-user has no netfilter netlink socket, and the host records
-so). Asserts nothing about speed; the emulated host runs every instruction through qemu.
+so), and whether its servers' memory was bound to their NUMA node (qemu-user has no set_mempolicy:
+taskset binds their CPUs only, recorded). Asserts nothing about speed; the emulated host runs every
+instruction through qemu.
 
 Run from the repository root inside .venv:  python benchmarks/arm_pipeline.py [--model dlrm]
 """
@@ -61,7 +63,7 @@ def main() -> None:
         try:
             for stage in ("site", "train", "sweep", "fetch"):
                 extra = [] if stage == "site" else ["-e", models]
-                stages[stage], _ = playbook(fleet, stage, results, "arm", *extra)
+                stages[stage], _, _ = playbook(fleet, stage, results, "arm", *extra)
                 print(f"{stage}: {stages[stage]:.0f} s", flush=True)
             rows = []
             for host in fleet.hosts():
@@ -77,6 +79,7 @@ def main() -> None:
                         "best_infer_s": best_throughput(root),
                         "train_examples_s": train.get("throughput_examples_per_s"),
                         "firewall": metas[0]["machine"]["firewall"] if metas else None,
+                        "numa": metas[0]["machine"].get("numa_binding") if metas else None,
                         "why": sorted({why_failed(m) for m in metas if m["status"] != "complete"}),
                     }
                 )
@@ -87,14 +90,18 @@ def main() -> None:
     print("|---" * (len(stages) + 1) + "|")
     print("| wall (s) | " + " | ".join(f"{v:.0f}" for v in stages.values()) + " |")
     print()
-    print("| host | arch | points | status | best (infer/s) | training (examples/s) | ports closed to other hosts |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| host | arch | points | status | best (infer/s) | training (examples/s) | ports closed to other hosts"
+        " | servers' memory bound to their node |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        firewall = r["firewall"] or {}
+        firewall, numa = r["firewall"] or {}, r["numa"] or {}
         closed = "yes" if firewall.get("enforced") else f"no: {firewall.get('reason', '?')}"
+        bound = "yes" if numa.get("memory_bound") else f"no: {numa.get('reason', '?')}"
         print(
             f"| {r['host']} | {r['arch']} | {r['points']} | {', '.join(r['statuses'])} | {r['best_infer_s']:,.0f}"
-            f" | {r['train_examples_s'] or 0:,.0f} | {closed} |"
+            f" | {r['train_examples_s'] or 0:,.0f} | {closed} | {bound} |"
         )
     for r in rows:
         for why in r["why"]:

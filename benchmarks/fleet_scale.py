@@ -3,8 +3,10 @@
 For each fleet size N (default 1, 4 and 12 simulated hosts, a quarter of them - at least one when N > 1 -
 made about 3x slower by a CPU quota), after site.yml and the training of one model:
 - the sweep stage's wall time with today's free strategy and with the lock-step (linear) one it
-  replaced, in the same run, against the slowest host's own work (the span from its first point's
-  start to its last point's end in the free run); the aim is a fleet time within 1.2x of it;
+  replaced, in the same run, against the slowest host's own work in the free run, read two ways: its
+  tasks (from its first task's start to its last task's end, as recbench_hosts prints it) and its
+  points (from its first point's start to its last point's end); the aim is a fleet time within 1.2x
+  of its slowest host's own work;
 - the controller's own CPU seconds per host for a no-change host_prep (site.yml --tags host_prep): the
   simulated hosts share this machine's cores, so wall time counts their work too; the CPU time of
   ansible-playbook and its children (forks, ssh) is what a real fleet's controller pays.
@@ -20,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -36,8 +39,8 @@ from sim.fleet.fleet import REPO_ROOT, Fleet
 STORE = Path(os.environ.get("RECBENCH_ARTIFACTS", "/var/tmp/recbench-artifacts"))
 
 
-def playbook(fleet: Fleet, name: str, results: Path, run_id: str, *args: str) -> tuple[float, float]:
-    """Run a stage; return (wall seconds, CPU seconds of ansible-playbook and its children)."""
+def playbook(fleet: Fleet, name: str, results: Path, run_id: str, *args: str) -> tuple[float, float, str]:
+    """Run a stage; return (wall seconds, CPU seconds of ansible-playbook and its children, its output)."""
     cmd = [
         "ansible-playbook", "-i", str(fleet.inventory), f"playbooks/{name}.yml", "-e", "@scripts/simulated-fleet.yml",
         "-e", f"recbench_artifact_dir={STORE}", "-e", f"recbench_results_dir={results}",
@@ -50,7 +53,15 @@ def playbook(fleet: Fleet, name: str, results: Path, run_id: str, *args: str) ->
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         sys.exit(f"{name} failed:\n{proc.stdout[-3000:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), proc.stdout
+
+
+def busiest_host(output: str) -> tuple[str, float]:
+    """The host busy longest in a run and its seconds, from the recbench_hosts line."""
+    found = re.search(r"recbench: busiest hosts \(first task to last\): (\S+) (\d+) s", output)
+    if not found:
+        sys.exit("no 'recbench: busiest hosts' line in the run's output")
+    return found.group(1), float(found.group(2))
 
 
 def slowest_span(fleet: Fleet, run_id: str) -> tuple[str, float]:
@@ -86,18 +97,21 @@ def measure(count: int, model: str, work: Path) -> dict:
     try:
         results = work / f"results-{count}"
         models = json.dumps({"recbench_models": [model]})
-        site_wall, _ = playbook(fleet, "site", results, "site")
+        site_wall, _, _ = playbook(fleet, "site", results, "site")
         playbook(fleet, "train", results, "trained", "-e", models)
-        linear, _ = playbook(fleet, "sweep", results, "lockstep", "-e", models, "-e", "recbench_strategy=linear")
-        free, _ = playbook(fleet, "sweep", results, "free", "-e", models)
+        linear, _, _ = playbook(fleet, "sweep", results, "lockstep", "-e", models, "-e", "recbench_strategy=linear")
+        free, _, output = playbook(fleet, "sweep", results, "free", "-e", models)
+        busy_host, busy = busiest_host(output)
         host, span = slowest_span(fleet, "free")
-        prep_wall, prep_cpu = playbook(fleet, "site", results, "prep", "--tags", "host_prep")
+        prep_wall, prep_cpu, _ = playbook(fleet, "site", results, "prep", "--tags", "host_prep")
         return {
             "hosts": count,
             "slow": slow,
             "site": site_wall,
             "linear": linear,
             "free": free,
+            "busiest": busy_host,
+            "busy": busy,
             "slowest": host,
             "span": span,
             "prep_wall": prep_wall,
@@ -119,12 +133,13 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     print(f"\nsweep stage of {args.model} with the ci profile; slow hosts have a 0.33-core quota")
-    print(f"{'hosts':>5} {'slow':>4} {'lock-step s':>11} {'free s':>7} {'free/lock':>9} {'slowest own s':>13} "
-          f"{'free/slowest':>12} {'host_prep CPU s/host':>20}")  # fmt: skip
+    print(f"{'hosts':>5} {'slow':>4} {'lock-step s':>11} {'free s':>7} {'free/lock':>9} {'slowest tasks s':>15} "
+          f"{'free/tasks':>10} {'slowest points s':>16} {'free/points':>11} {'host_prep CPU s/host':>20}")  # fmt: skip
     for r in rows:
         print(
             f"{r['hosts']:>5} {r['slow']:>4} {r['linear']:>11.0f} {r['free']:>7.0f} {r['free'] / r['linear']:>9.2f} "
-            f"{r['span']:>13.0f} {r['free'] / r['span']:>12.2f} {r['prep_cpu_per_host']:>20.1f}"
+            f"{r['busy']:>15.0f} {r['free'] / r['busy']:>10.2f} {r['span']:>16.0f} {r['free'] / r['span']:>11.2f} "
+            f"{r['prep_cpu_per_host']:>20.1f}"
         )
 
 

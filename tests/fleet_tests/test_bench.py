@@ -157,6 +157,9 @@ def test_every_model_and_mode_has_results_on_the_controller(benched) -> None:
         assert meta["versions"]["tfserving"]["version"].startswith("2.15")
         assert meta["host_facts"]["numa_nodes"], meta["host_facts"]
         assert meta["served_version"] >= 1
+        # Native hosts: the serving ports were closed and the servers' memory bound to their node.
+        assert meta["machine"]["firewall"]["enforced"] is True, meta["machine"]
+        assert meta["machine"]["numa_binding"]["memory_bound"] is True, meta["machine"]
     # No half-written point came home.
     assert not list(results.rglob(".*.partial"))
 

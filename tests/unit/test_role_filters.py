@@ -151,3 +151,29 @@ def test_a_knob_step_names_the_next_config_and_where_the_record_goes() -> None:
     done = knobs.sweep_knob_step(configs, {c["config_id"]: 1.0 for c in configs})
     assert done["config"] is None and done["record"]["stopped"] == "the budget of 2 configs is spent"
     assert done["record"]["group"] == "dlrm-single"
+
+
+failures = load_plugin("roles/sweep/filter_plugins/sweep_failures.py")
+
+
+def test_a_failed_loop_is_explained_by_its_failed_items_not_by_one_or_more_items_failed() -> None:
+    journal = "stopped before serving dlrm (UNAVAILABLE)\nThis system does not support NUMA policy\n"
+    result = {
+        "msg": "One or more items failed",
+        "failed": True,
+        "results": [
+            {"item": {"name": "dlrm-0"}, "failed": False, "rc": 0, "stdout": "serves"},
+            {"item": {"name": "dlrm-1"}, "failed": True, "rc": 1, "stderr": journal},
+        ],
+    }
+    reason = failures.sweep_failure_reason(result, "Wait until every instance serves its model")
+    assert reason.startswith("Wait until every instance serves its model: dlrm-1: stopped before serving")
+    assert "does not support NUMA policy" in reason
+    assert "dlrm-0" not in reason and "One or more items" not in reason
+
+
+def test_a_single_failure_says_its_message_and_a_long_one_is_cut() -> None:
+    assert failures.sweep_failure_reason({"msg": "timeout"}, "Start") == "Start: timeout"
+    assert failures.sweep_failure_reason({"rc": 3}) == "?: exit code 3"
+    long = failures.sweep_failure_reason({"stderr": "x" * 5000}, "Start")
+    assert len(long) == failures.LIMIT and long.endswith("...")
