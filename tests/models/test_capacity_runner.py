@@ -26,11 +26,13 @@ from sim.tfserving_standin.process import free_port, wait_ready
 pytestmark = pytest.mark.models
 
 VENV = Path(sys.executable).parent.parent
-# 16 workers, each request 50 ms + 0.5 ms per other request in service: 57.5 ms at 16 clients, and past 16
-# clients requests queue for a worker, so their p99 jumps towards twice that. Under a 90 ms budget the
-# capacity is the knee, 16 clients at 278 infer/s, whatever the few ms that gRPC, Python and a loaded
-# machine add to each request (up to 30 ms would not move the knee); those milliseconds lower the
-# throughput measured at it by their share of 57.5 ms: the search must land within 15 % of the curve.
+# 16 workers, each request 50 ms + 0.5 ms per other request in service: 57.5 ms at 16 clients, 278 infer/s.
+# Past 16 clients throughput stays flat (a plateau) and requests queue for a worker; how far their p99
+# rises depends on how the workers' completions interleave (from ~78 ms at 18 clients when staggered to
+# twice 57.5 ms when in step), so any level from the knee up to where p99 breaks 90 ms is as fast, and
+# which of them measured best is noise. The capacity is the plateau's 278 infer/s, whatever the few ms
+# that gRPC, Python and a loaded machine add to each request; those lower the throughput measured by
+# their share of 57.5 ms: the search must land within 15 % of the curve.
 CURVE = Curve(workers=16, base_ms=50, contention_ms=0.5)
 BUDGET_MS = 90
 TOLERANCE = 0.15
@@ -102,7 +104,7 @@ def test_the_search_finds_the_known_capacity_and_is_never_repeated(server, tmp_p
     search = meta["search"]
     level, capacity = expected_level(CURVE, BUDGET_MS, 1, 64)
     assert search["valid"] and search["reason"] == "", search
-    assert level == 16 and search["level"]["level"] in (16, 17), search["level"]  # the knee (17: as fast)
+    assert level == 16 and search["level"]["level"] >= level, search["level"]  # on the plateau, not below it
     assert search["capacity"] == pytest.approx(capacity, rel=TOLERANCE), (level, search["level"])
     assert search["level"]["p99_us"] <= BUDGET_MS * 1000 and search["level"]["requests"] >= search["min_requests"]
     curve = [m["level"] for m in search["curve"]]
