@@ -1,4 +1,4 @@
-"""The recbench_hosts callback, in a real ansible-playbook run on two local hosts: the busiest host is
+"""The recbench_hosts callback, in a real ansible-playbook run on three local hosts: the busiest host is
 named with its own time, and a failed host is listed with its task."""
 
 from __future__ import annotations
