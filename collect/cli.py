@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import facts
+from collect import tables
 from collect.ingest import ingest
 from collect.nightly import DEFAULT_PLAYBOOK
 from collect.store import DEFAULT_DB, Store, StoreError
@@ -256,7 +257,7 @@ def run_best(args: argparse.Namespace) -> int:
         columns = ["model", "mode", "batch_size", "throughput", "host", "concurrency_range", "intra", "inter", "p99_us"]
         shown = best[columns]
         print(f"best throughput per model, mode and batch size, run {run}:")
-        print(shown.to_markdown(index=False, floatfmt=",.0f"))
+        print(tables.markdown(shown))  # units in the headers, separators, fixed decimals
     if not searches.empty:
         _print_capacity_table(searches, f"capacity searches of run {run}, each under the p99 budget it searched:")
     if not failed.empty:
@@ -373,7 +374,7 @@ def run_compare(args: argparse.Namespace) -> int:
     if not args.against:
         baseline = load_baseline(args.baseline) if args.baseline else load_baseline()
     table = compare_to_baseline(best, baseline)
-    print(table.to_markdown(index=False, floatfmt=".4g"))
+    print(tables.markdown(table))
     return 0
 
 

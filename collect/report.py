@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from collect import html_report, queries
+from collect import html_report, queries, tables
 from collect.aggregate import best_per_model, scaling
 from collect.baseline import compare_to_baseline, load_baseline
 from collect.capacity import capacity_per_host, load_budgets, machine_capacity
@@ -41,11 +41,7 @@ class Report:
 def _table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_none_\n"
-    shown = frame.copy()
-    for column in shown.columns:
-        if "throughput" in column:  # infer/s read best as whole numbers with separators
-            shown[column] = shown[column].map("{:,.0f}".format)
-    return shown.to_markdown(index=False, floatfmt=".4g") + "\n"
+    return tables.markdown(frame) + "\n"  # units in the headers, separators, fixed decimals
 
 
 def chosen_run(store: Store, run_id: str | None, order: list[str]) -> str:

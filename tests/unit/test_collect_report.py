@@ -31,6 +31,8 @@ def test_report_writes_summary_html_with_plots_and_exports(store_path: Path, tmp
     summary = (report.directory / "summary.md").read_text()
     assert "# recbench run 2026-11-02" in summary
     assert "19,519" in summary  # kp-01: 10469.8 + 9049.51, the best dlrm machine
+    assert re.search(r"\|\s*p99 \(ms\)\s*\|", summary) and re.search(r"\|\s*throughput \(infer/s\)\s*\|", summary)
+    assert "14.1 |" in summary and "e+0" not in summary  # latencies in ms, one decimal: never 1.412e+04
     assert "kp-02" in summary and "partial" in summary  # the point that stopped early is listed
     page = report.directory / "report.html"
     text = page.read_text()
@@ -62,10 +64,10 @@ def test_compare_prints_ratios_to_another_run_and_to_the_baseline(store_path: Pa
 
     same = cli("--run", "2026-11-02", "--against", "2026-11-01")
     assert same.returncode == 0, same.stderr
-    assert re.search(r"\|\s*dlrm\s*\|.*\|\s*1\s*\|", same.stdout)  # identical results: ratio 1
+    assert re.search(r"\|\s*dlrm\s*\|.*\|\s*1\.00\s*\|", same.stdout)  # identical results: ratio 1
     seed = cli()
     assert seed.returncode == 0, seed.stderr
-    assert "2.408e+06" in seed.stdout  # the seed's DLRM baseline
+    assert "2,407,724" in seed.stdout  # the seed's DLRM baseline, for people: no 2.408e+06
     missing = cli("--against", "nope")
     assert missing.returncode == 2
     assert missing.stderr.strip().startswith("collect: run 'nope' is not in")
