@@ -1,6 +1,7 @@
 """The simulated fleet: podman containers booted with systemd, reachable over SSH with pinned host keys.
 
-Everything a fleet needs on the controller side lives in one state directory:
+Everything a fleet needs on the controller side lives in one state directory, yours alone (0700:
+it holds the login key and the known_hosts every connection trusts):
     id_ed25519(.pub)   the controller's login key (fresh for every new fleet)
     hosts/<name>/      each host's seed: its own SSH host key and the authorized login key
     known_hosts        pins every host's key at its loopback port
@@ -88,8 +89,17 @@ class Fleet:
             return []
         return [FleetHost(**h) for h in json.loads(self.state_file.read_text())["hosts"]]
 
+    def _private_state_dir(self) -> None:
+        """Create the state directory 0700, or make an existing one (an older fleet's) 0700: whoever
+        could write in it could pin their own host keys or read the login key."""
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self.state_dir.chmod(0o700)
+        except PermissionError as err:
+            raise FleetError(f"{self.state_dir}: not yours, cannot make it private ({err.strerror})") from err
+
     def _save(self, hosts: list[FleetHost]) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._private_state_dir()
         payload = {"name": self.name, "hosts": [asdict(h) for h in hosts]}
         _atomic_write(self.state_file, json.dumps(payload, indent=2) + "\n")
 
@@ -115,6 +125,7 @@ class Fleet:
             host.cpus = slow_cpus
         wanted += [self._host(group, "aarch64", i) for i in range(1, aarch64 + 1)]
         known = {h.name: h for h in self.hosts()}
+        self._private_state_dir()
         public_key = generate_keypair(self.client_key, f"recbench-fleet-{self.name}")
         hosts = list(known.values())
         started = time.monotonic()
