@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bench.versions import ARCHES, VERSIONS
+
 # The five models of the seed benchmark, in its order, and the data set each trains on.
 MODEL_DATASETS: dict[str, str] = {
     "wide_and_deep": "criteo",
@@ -26,6 +28,21 @@ RESULTS_ROOT = f"{BASE_DIR}/results"
 MODELS_DIR = f"{BASE_DIR}/models"
 WORK_DIR = f"{BASE_DIR}/work"
 DATA_DIR = f"{BASE_DIR}/data"
+ARTIFACTS_DIR = f"{BASE_DIR}/artifacts"  # files from the controller's artifact store, sha256-checked
+WHEELHOUSE_DIR = f"{BASE_DIR}/wheelhouse"  # wheelhouses from the artifact store, unpacked once per content
+TENSORFLOW_VENV = f"{BASE_DIR}/venvs/tensorflow"  # role tensorflow's; the model zoo and readiness probe run in it
+PERF_ANALYZER_VENV = f"{BASE_DIR}/venvs/perf_analyzer"
+TFSERVING_DIR = f"{BASE_DIR}/tfserving"  # TF-Serving builds, one directory each
+MODELZOO_DIR = f"{BASE_DIR}/modelzoo"  # model zoo code releases
+BUILD_DIR = f"{BASE_DIR}/build"  # a builder's work directories (role tfserving_build)
+
+# Ansible's local facts directory (ansible_local): each role records there what it installed or found.
+FACTS_D_DIR = "/etc/ansible/facts.d"
+
+# The files a trained model leaves: the trainer's record (<output>/<model>/) and the export's card
+# (<models_dir>/<model>/<version>/).
+TRAIN_RECORD_NAME = "train_record.json"
+MODEL_CARD_NAME = "model_card.json"
 
 # The gRPC port of the server on NUMA node N is BASE_PORT + PORT_STEP * N; all of them lie in PORT_RANGE.
 BASE_PORT = 8500
@@ -35,6 +52,13 @@ PORT_RANGE = "8500-8599"
 # A run id names a directory on every host and on the controller: the pipeline makes one from the UTC time.
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 RUN_ID_STRFTIME = "%Y%m%dT%H%M%SZ"
+
+# A name that becomes a path, a systemd unit instance or a line of a file on a host (a model, a server
+# instance): a whole string of letters, digits, . _ -, starting with a letter or digit. No '/', no '..'
+# alone, no newline, never empty. Ports are TCP ports.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+NAME_RULE = "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+PORT_MIN, PORT_MAX = 1, 65535
 
 # Host-side timeouts (seconds) and retries, the defaults of the roles that run them.
 CLIENT_TIMEOUT_S = 600  # one perf_analyzer attempt
@@ -51,11 +75,33 @@ FACTS: dict[str, Any] = {
     "models_dir": MODELS_DIR,
     "work_dir": WORK_DIR,
     "data_dir": DATA_DIR,
+    "artifacts_dir": ARTIFACTS_DIR,
+    "wheelhouse_dir": WHEELHOUSE_DIR,
+    "tensorflow_venv": TENSORFLOW_VENV,
+    "perf_analyzer_venv": PERF_ANALYZER_VENV,
+    "tfserving_dir": TFSERVING_DIR,
+    "modelzoo_dir": MODELZOO_DIR,
+    "build_dir": BUILD_DIR,
+    "facts_d_dir": FACTS_D_DIR,
+    "train_record_name": TRAIN_RECORD_NAME,
+    "model_card_name": MODEL_CARD_NAME,
+    # The table of versions and architectures (bench/versions.py), whole and one version each.
+    "versions": VERSIONS,
+    "arches": ARCHES,
+    "tfserving_version": VERSIONS["tfserving"],
+    "tensorflow_version": VERSIONS["tensorflow"],
+    "tritonclient_version": VERSIONS["tritonclient"],
+    "cuda_runtime_version": VERSIONS["cuda_runtime"],
+    "pyyaml_version": VERSIONS["pyyaml"],
+    "triton_sdk_image": VERSIONS["triton_sdk_image"],
     "base_port": BASE_PORT,
     "port_step": PORT_STEP,
     "port_range": PORT_RANGE,
     "run_id_pattern": RUN_ID_PATTERN,
     "run_id_strftime": RUN_ID_STRFTIME,
+    "name_pattern": NAME_PATTERN,
+    "port_min": PORT_MIN,
+    "port_max": PORT_MAX,
     "client_timeout_s": CLIENT_TIMEOUT_S,
     "client_retries": CLIENT_RETRIES,
     "ready_timeout_s": READY_TIMEOUT_S,
@@ -81,7 +127,45 @@ def dataset_of(model: str) -> str:
 
 
 def valid_run_id(run_id: str) -> bool:
-    return bool(re.match(RUN_ID_PATTERN, run_id))
+    # fullmatch: with re.match, '$' also matches before a trailing newline.
+    return isinstance(run_id, str) and bool(re.fullmatch(RUN_ID_PATTERN, run_id))
+
+
+def _shown(value: Any) -> str:
+    """A value as an error message quotes it: repr (a newline shows as \\n), at most 80 characters."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_name(value: Any, what: str) -> str:
+    """VALUE if it is a name (NAME_PATTERN, the whole string); else a one-line ValueError naming WHAT."""
+    if not isinstance(value, str) or not re.fullmatch(NAME_PATTERN, value):
+        raise ValueError(f"{what} {_shown(value)} is not a name ({NAME_RULE})")
+    return value
+
+
+def parse_port_range(text: Any, what: str = "port range") -> tuple[int, int]:
+    """'first-last' as two ports, first <= last; else a one-line ValueError naming WHAT."""
+    match = re.fullmatch(r"([0-9]{1,5})-([0-9]{1,5})", text) if isinstance(text, str) else None
+    first, last = (int(match.group(1)), int(match.group(2))) if match else (0, -1)
+    if not (PORT_MIN <= first <= last <= PORT_MAX):
+        raise ValueError(f"{what} {_shown(text)} is not first-last with {PORT_MIN} <= first <= last <= {PORT_MAX}")
+    return first, last
+
+
+def check_port(value: Any, what: str, port_range: str | None = None) -> int:
+    """VALUE as a TCP port (an int, or a string of ASCII digits), within PORT_RANGE ('first-last') when
+    one is given; else a one-line ValueError naming WHAT."""
+    port = value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 5:
+        port = int(value)
+    if isinstance(port, bool) or not isinstance(port, int) or not PORT_MIN <= port <= PORT_MAX:
+        raise ValueError(f"{what} {_shown(value)} is not a TCP port ({PORT_MIN}-{PORT_MAX})")
+    if port_range is not None:
+        first, last = parse_port_range(port_range)
+        if not first <= port <= last:
+            raise ValueError(f"{what} {port} is outside the port range {port_range}")
+    return port
 
 
 def new_run_id() -> str:
