@@ -50,8 +50,11 @@ tail -n 2 logs/ansible-lint.log
 
 if $quick; then exit 0; fi
 
-# Kept outside the clone so CI runs on this machine reuse the downloads (about 600 MB).
+# Kept outside the clone so CI runs on this machine reuse the downloads (about 600 MB). /var/tmp is
+# shared: the store is trusted only if it is yours and nobody else can write it (artifact_manifest.py
+# refuses in one line otherwise; exit 3); checked here, before an hour of tests depends on it.
 export RECBENCH_ARTIFACTS=${RECBENCH_ARTIFACTS:-/var/tmp/recbench-artifacts}
+python roles/artifact_store/files/artifact_manifest.py "$RECBENCH_ARTIFACTS" check
 # The host images (debootstrap, built once then cached) and the test artifact store (downloads, filled
 # once then checked) wait mostly on the network: they are made while the model zoo tests use the CPU.
 prepare_hosts() {

@@ -4,10 +4,18 @@
   artifact_manifest.py STORE add FILE --kind KIND --arch ARCH --name NAME --version VERSION
   artifact_manifest.py STORE verify [FILE ...]
   artifact_manifest.py STORE show
+  artifact_manifest.py STORE check
 
 `add` hashes FILE (a path inside STORE) and records it; it prints {"changed": true|false} so Ansible
 can report honestly. `verify` re-hashes and exits 1 naming every file that does not match.
 Writes are atomic: a crash never leaves a half-written manifest.
+
+The manifest is what every artifact is trusted through, and it sits in the store it vouches for, so
+the store is trusted only if nobody else could have written it: the store directory and the manifest
+are yours (the user running this) and not writable by group or others, the manifest is a regular
+file (not a link), and no directory above the store lets anyone else swap it (each is yours or
+root's, and not writable by others unless sticky, like /tmp). Otherwise every command refuses in one
+line and exits 3 (for instance a /var/tmp/recbench-artifacts that another user created first).
 """
 
 from __future__ import annotations
@@ -16,10 +24,59 @@ import argparse
 import hashlib
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 
 MANIFEST = "manifest.json"
+EXIT_UNTRUSTED = 3
+
+
+class UntrustedStore(Exception):
+    """The store could have been written by someone else; the message says what and how to fix it."""
+
+
+def _refuse(store: Path, why: str) -> UntrustedStore:
+    return UntrustedStore(f"refusing to trust {store / MANIFEST}: {why}")
+
+
+def check_trusted(store: Path) -> None:
+    """Raise UntrustedStore unless only the current user (or root, above the store) could have written
+    STORE and its manifest. A store that does not exist yet holds nothing to trust."""
+    me = os.geteuid()
+    if not os.path.lexists(store):
+        return
+    link = os.lstat(store)
+    if stat.S_ISLNK(link.st_mode) and link.st_uid not in (me, 0):
+        raise _refuse(store, f"{store} is a link made by uid {link.st_uid}, not by you (uid {me})")
+    real = store.resolve()
+    info = real.stat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise _refuse(store, f"{real} is not a directory")
+    if info.st_uid != me:
+        raise _refuse(store, f"{real} belongs to uid {info.st_uid}, not to you (uid {me})")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise _refuse(
+            store, f"{real} is writable by group or others (mode {info.st_mode & 0o7777:04o}): chmod go-w {real}"
+        )
+    for parent in real.parents:
+        above = parent.stat()
+        if above.st_uid not in (me, 0):
+            raise _refuse(store, f"{parent} above it belongs to uid {above.st_uid}, who could replace the store")
+        if above.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not above.st_mode & stat.S_ISVTX:
+            raise _refuse(
+                store, f"{parent} above it is writable by group or others (mode {above.st_mode & 0o7777:04o})"
+            )
+    manifest = real / MANIFEST
+    if not os.path.lexists(manifest):
+        return
+    entry = os.lstat(manifest)
+    if not stat.S_ISREG(entry.st_mode):
+        raise _refuse(store, "it is not a regular file (a link or something else)")
+    if entry.st_uid != me:
+        raise _refuse(store, f"it belongs to uid {entry.st_uid}, not to you (uid {me})")
+    if entry.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise _refuse(store, f"it is writable by group or others (mode {entry.st_mode & 0o7777:04o})")
 
 
 def sha256_of(path: Path) -> str:
@@ -31,6 +88,7 @@ def sha256_of(path: Path) -> str:
 
 
 def load(store: Path) -> dict:
+    check_trusted(store)
     path = store / MANIFEST
     if not path.exists():
         return {"schema": 1, "artifacts": {}}
@@ -87,8 +145,19 @@ def main(argv: list[str] | None = None) -> int:
     verify_parser = sub.add_parser("verify")
     verify_parser.add_argument("files", nargs="*")
     sub.add_parser("show")
+    sub.add_parser("check", help="only check that the store can be trusted (exit 3 if not)")
     args = parser.parse_args(argv)
-    if args.command == "add":
+    try:
+        return _run(args)
+    except UntrustedStore as err:
+        print(f"artifact_manifest: {err}", file=sys.stderr)
+        return EXIT_UNTRUSTED
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "check":
+        check_trusted(args.store)
+    elif args.command == "add":
         if not args.file.is_file():
             print(f"artifact_manifest: {args.file}: no such file", file=sys.stderr)
             return 2
