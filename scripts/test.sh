@@ -87,6 +87,7 @@ python -m sim.fleet.molecule_all --lanes 2 --logs logs/molecule
 stage "fleet tests: small fleets started in the background (logs/fleet-small.log)"
 ANSIBLE_CACHE_PLUGIN_CONNECTION="$PWD/.ansible/facts-small" \
   run_pytest -m fleet -v --durations=10 tests/fleet_tests/test_fleet.py tests/fleet_tests/test_pull.py \
+  tests/fleet_tests/test_host_keys.py \
   >logs/fleet-small.log 2>&1 &
 small=$!
 stage "fleet tests: the benched fleet"
