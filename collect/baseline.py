@@ -6,29 +6,28 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import yaml
+
+from collect.checks import load_yaml, mapping, positive
+from collect.errors import InputError
 
 BASELINE_DIR = Path(__file__).with_name("baselines")
 DEFAULT_BASELINE = BASELINE_DIR / "kunpeng920_tfserving215.yml"
 
 
-class BaselineError(ValueError):
-    pass
+class BaselineError(InputError):
+    """A baseline file is wrong; the message names it."""
 
 
 def load_baseline(path: Path = DEFAULT_BASELINE) -> pd.DataFrame:
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise BaselineError(f"{path}: {err}") from None
+    data = mapping(load_yaml(path, BaselineError), f"{path}", BaselineError)
     rows = []
-    for model, entry in (data or {}).get("models", {}).items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("throughput"), (int, float)):
-            raise BaselineError(f"{path}: model {model} needs a numeric throughput")
+    for model, entry in mapping(data.get("models"), f"{path}: models", BaselineError).items():
+        entry = mapping(entry, f"{path}: models.{model}", BaselineError)
+        throughput = positive(entry.get("throughput"), f"{path}: models.{model}.throughput", BaselineError)
         rows.append(
             {
                 "model": model,
-                "baseline_throughput": float(entry["throughput"]),
+                "baseline_throughput": throughput,
                 "baseline_batch_size": entry.get("batch_size"),
                 "baseline_concurrency_range": entry.get("concurrency_range"),
             }

@@ -26,9 +26,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from bench.capacity import MIN_REQUESTS
+from collect import names
+from collect.checks import load_yaml, mapping, positive
+from collect.errors import InputError
 from collect.store import Store
 
 WINDOWS = 3
@@ -38,22 +40,26 @@ CLASS = ["model", "mode", "batch_size"]
 RANKED_WITHIN = [*CLASS, "budget_ms"]
 
 
-class BudgetError(ValueError):
-    pass
+class BudgetError(InputError):
+    """A budgets file or a budget option is wrong; the message names the file and the key."""
+
+
+BUDGET_KEYS = ("default_p99_ms", "models")
+# A p99 budget beyond an hour is a typo, not a service level.
+MAX_BUDGET_MS = 3_600_000.0
 
 
 def load_budgets(path: Path = DEFAULT_BUDGETS) -> tuple[dict[str, float], float]:
-    """(budget per model, default budget) in milliseconds, from a budgets file."""
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        default = float(data["default_p99_ms"])
-        models = {str(m): float(v) for m, v in (data.get("models") or {}).items()}
-    except (OSError, yaml.YAMLError) as err:
-        raise BudgetError(f"{path}: {err}") from None
-    except (KeyError, TypeError, ValueError) as err:
-        raise BudgetError(f"{path}: needs default_p99_ms and numeric models.<name> budgets ({err})") from None
-    if default <= 0 or any(v <= 0 for v in models.values()):
-        raise BudgetError(f"{path}: budgets must be positive milliseconds")
+    """(budget per model, default budget) in milliseconds, from a budgets file: finite and above 0,
+    every key known."""
+    data = mapping(load_yaml(path, BudgetError), f"{path}", BudgetError, BUDGET_KEYS)
+    if "default_p99_ms" not in data:
+        raise BudgetError(f"{path}: needs default_p99_ms (milliseconds)")
+    default = positive(data["default_p99_ms"], f"{path}: default_p99_ms", BudgetError, at_most=MAX_BUDGET_MS)
+    models = {}
+    for model, value in mapping(data.get("models"), f"{path}: models", BudgetError).items():
+        names.check("model", model, f"{path}: models")
+        models[model] = positive(value, f"{path}: models.{model}", BudgetError, at_most=MAX_BUDGET_MS)
     return models, default
 
 

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from otava.analysis import compute_change_points
 
 from collect import queries
+from collect.checks import load_yaml, mapping, positive, positive_integer
+from collect.errors import InputError
 from collect.store import Store
 
 DEFAULT_THRESHOLDS = Path(__file__).with_name("thresholds.yml")
@@ -33,8 +34,8 @@ MAD_TO_SIGMA = 1.4826  # a normal distribution's MAD times this is its standard 
 COLUMNS = [*SERIES, "kind", "run_id", "before", "after", "change", "pvalue", "runs_before", "runs_after"]
 
 
-class ThresholdsError(ValueError):
-    pass
+class ThresholdsError(InputError):
+    """A thresholds file is wrong; the message names the file and the key."""
 
 
 @dataclass(frozen=True)
@@ -55,30 +56,44 @@ class Thresholds:
     twins_min_group: int
 
 
+# Each field of Thresholds: its section and key in the file, and what it must be. Every key is required,
+# every number finite and above 0 (a p-value at most 1), whole numbers at least 1.
+FIELDS = {
+    "max_pvalue": ("change_points", "max_pvalue", "pvalue"),
+    "min_magnitude": ("change_points", "min_magnitude", "number"),
+    "window_len": ("change_points", "window_len", "count"),
+    "min_runs": ("change_points", "min_runs", "count"),
+    "alarm_runs": ("change_points", "alarm_runs", "count"),
+    "outlier_mads": ("outliers", "mads", "number"),
+    "outlier_min_magnitude": ("outliers", "min_magnitude", "number"),
+    "history_runs": ("newest_run", "history_runs", "count"),
+    "floor": ("newest_run", "floor", "number"),
+    "mads": ("newest_run", "mads", "number"),
+    "min_history": ("newest_run", "min_history", "count"),
+    "twins_floor": ("twins", "floor", "number"),
+    "twins_mads": ("twins", "mads", "number"),
+    "twins_min_group": ("twins", "min_group", "count"),
+}
+
+
 def load_thresholds(path: Path = DEFAULT_THRESHOLDS) -> Thresholds:
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        cp, out, new, twins = data["change_points"], data["outliers"], data["newest_run"], data["twins"]
-        return Thresholds(
-            max_pvalue=float(cp["max_pvalue"]),
-            min_magnitude=float(cp["min_magnitude"]),
-            window_len=int(cp["window_len"]),
-            min_runs=int(cp["min_runs"]),
-            alarm_runs=int(cp["alarm_runs"]),
-            outlier_mads=float(out["mads"]),
-            outlier_min_magnitude=float(out["min_magnitude"]),
-            history_runs=int(new["history_runs"]),
-            floor=float(new["floor"]),
-            mads=float(new["mads"]),
-            min_history=int(new["min_history"]),
-            twins_floor=float(twins["floor"]),
-            twins_mads=float(twins["mads"]),
-            twins_min_group=int(twins["min_group"]),
-        )
-    except (OSError, yaml.YAMLError) as err:
-        raise ThresholdsError(f"{path}: {err}") from None
-    except (KeyError, TypeError, ValueError) as err:
-        raise ThresholdsError(f"{path}: missing or not a number: {err}") from None
+    sections: dict[str, set[str]] = {}
+    for section, key, _ in FIELDS.values():
+        sections.setdefault(section, set()).add(key)
+    data = mapping(load_yaml(path, ThresholdsError), f"{path}", ThresholdsError, sections)
+    values: dict[str, float | int] = {}
+    for name, (section, key, kind) in FIELDS.items():
+        if section not in data:
+            raise ThresholdsError(f"{path}: missing or not a number: section {section} is missing")
+        entries = mapping(data[section], f"{path}: {section}", ThresholdsError, sections[section])
+        if key not in entries:
+            raise ThresholdsError(f"{path}: missing or not a number: {section}.{key} is missing")
+        where = f"{path}: missing or not a number: {section}.{key}"
+        if kind == "count":
+            values[name] = positive_integer(entries[key], where, ThresholdsError)
+        else:
+            values[name] = positive(entries[key], where, ThresholdsError, at_most=1.0 if kind == "pvalue" else None)
+    return Thresholds(**values)  # type: ignore[arg-type]
 
 
 def _could_step(values: np.ndarray, window: int, magnitude: float) -> bool:

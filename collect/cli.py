@@ -3,22 +3,101 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from pathlib import Path
+from typing import NoReturn
 
 import pandas as pd
 
 from bench import facts
-from collect import tables
+from collect import names, tables
+from collect.checks import positive_integer_argument, positive_number_argument
+from collect.errors import (
+    EXIT_ALARM,
+    EXIT_HOSTS,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SKIPPED,
+    CollectError,
+    FilesystemError,
+    InputError,
+    clip,
+    exit_codes_text,
+    filesystem_error,
+)
 from collect.ingest import ingest
 from collect.nightly import DEFAULT_PLAYBOOK
-from collect.store import DEFAULT_DB, Store, StoreError
+from collect.store import DEFAULT_DB, Store
+
+DEBUG_ENV = "RECBENCH_DEBUG"  # set to 1: an internal error shows its traceback
+EPILOG = exit_codes_text() + f"\n\n{DEBUG_ENV}=1 shows the traceback of an internal error."
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line on standard error (and its exit code, 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("python -m collect").strip()
+        self.exit(2, f"collect: {command + ': ' if command else ''}{clip(message)} (see --help)\n")
+
+
+def _parents() -> dict[str, argparse.ArgumentParser]:
+    """The options several commands share, each declared once."""
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument("--db", type=Path, default=DEFAULT_DB, help="store file (default: %(default)s)")
+    run = argparse.ArgumentParser(add_help=False)
+    run.add_argument("--run", type=names.run_id_argument, help="run id (default: the newest in the store)")
+    thresholds = argparse.ArgumentParser(add_help=False)
+    thresholds.add_argument("--thresholds", type=Path, help="change point thresholds (default: collect/thresholds.yml)")
+    budgets_file = argparse.ArgumentParser(add_help=False)
+    budgets_file.add_argument(
+        "--budgets", type=Path, help="p99 budgets per model (default: collect/budgets.yml, 300 ms)"
+    )
+    budget = argparse.ArgumentParser(add_help=False)
+    one_of = budget.add_mutually_exclusive_group()
+    one_of.add_argument(
+        "--p99-budget-ms", type=positive_number_argument, help="one p99 budget for every model, in milliseconds"
+    )
+    one_of.add_argument("--budgets", type=Path, help="budgets per model (the shape of collect/budgets.yml)")
+    baseline = argparse.ArgumentParser(add_help=False)
+    baseline.add_argument("--baseline", type=Path, help="baseline file (default: the seed's Kunpeng 920 table)")
+    inventory = argparse.ArgumentParser(add_help=False)
+    inventory.add_argument("--limit", default="all", help="group or host (default: %(default)s)")
+    return {
+        "db": db,
+        "run": run,
+        "thresholds": thresholds,
+        "budgets_file": budgets_file,
+        "budget": budget,
+        "baseline": baseline,
+        "limit": inventory,
+    }
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m collect", description=__doc__)
-    sub = top.add_subparsers(dest="command", required=True)
-    cmd = sub.add_parser("ingest", help="store the results under a results tree")
+    top = Parser(
+        prog="python -m collect",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = top.add_subparsers(dest="command", required=True, parser_class=Parser)
+    shared = _parents()
+
+    def command(name: str, help: str, *parents: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help,
+            description=help,
+            parents=[shared[p] for p in parents],
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    cmd = command("ingest", "store the results under a results tree", "db")
     cmd.add_argument(
         "results",
         type=Path,
@@ -26,104 +105,129 @@ def parser() -> argparse.ArgumentParser:
         default=Path("results"),
         help="results tree: <run_id>/<host>/<model>/<config_id>/<instance>/ (default: results)",
     )
-    cmd.add_argument("--db", type=Path, default=DEFAULT_DB, help="store file (default: %(default)s)")
+    cmd.set_defaults(func=run_ingest)
 
-    rep = sub.add_parser("report", help="write reports/<run_id>/ (summary.md, report.html, CSV, Parquet)")
-    rep.add_argument("--run", help="run id (default: the newest in the store)")
-    rep.add_argument("--db", type=Path, default=DEFAULT_DB)
+    rep = command(
+        "report",
+        "write reports/<run_id>/ (summary.md, report.html, CSV, Parquet)",
+        "run", "db", "baseline", "thresholds", "budgets_file",
+    )  # fmt: skip
     rep.add_argument("--out", type=Path, default=Path("reports"), help="reports root (default: %(default)s)")
-    rep.add_argument("--baseline", type=Path, help="baseline file (default: the seed's Kunpeng 920 table)")
-    rep.add_argument("--thresholds", type=Path, help="change point thresholds (default: collect/thresholds.yml)")
-    rep.add_argument("--budgets", type=Path, help="p99 budgets per model (default: collect/budgets.yml, 300 ms)")
+    rep.set_defaults(func=run_report)
 
-    reg = sub.add_parser(
+    reg = command(
         "regressions",
-        help="change points, outliers and drops of every series up to a run; exit 1 when one is an alarm",
-    )
-    reg.add_argument("--run", help="run id (default: the newest in the store)")
-    reg.add_argument("--db", type=Path, default=DEFAULT_DB)
-    reg.add_argument("--thresholds", type=Path, help="change point thresholds (default: collect/thresholds.yml)")
+        "change points, outliers and drops of every series up to a run; exit 1 when one is an alarm",
+        "run", "db", "thresholds",
+    )  # fmt: skip
     reg.add_argument("--format", choices=["text", "json", "junit"], default="text", help="default: %(default)s")
     reg.add_argument("--output", type=Path, help="write here instead of standard output")
+    reg.set_defaults(func=run_regressions)
 
-    twn = sub.add_parser(
-        "twins", help="hosts grouped by fingerprint; those that stray from their twins, and the fields that differ"
-    )
-    twn.add_argument("--run", help="run id (default: the newest in the store)")
-    twn.add_argument("--db", type=Path, default=DEFAULT_DB)
-    twn.add_argument("--thresholds", type=Path, help="default: collect/thresholds.yml")
-    twin_budget = twn.add_mutually_exclusive_group()
-    twin_budget.add_argument("--p99-budget-ms", type=float, help="compare capacities under this budget")
-    twin_budget.add_argument("--budgets", type=Path, help="compare capacities under these budgets")
+    twn = command(
+        "twins",
+        "hosts grouped by fingerprint; those that stray from their twins, and the fields that differ",
+        "run", "db", "thresholds", "budget",
+    )  # fmt: skip
+    twn.set_defaults(func=run_twins)
 
-    pul = sub.add_parser("pull", help="fetch new result files from every host of an inventory (SFTP)")
+    pul = command("pull", "fetch new result files from every host of an inventory (SFTP)", "limit")
     pul.add_argument("-i", "--inventory", type=Path, required=True, help="Ansible inventory of the fleet")
-    pul.add_argument("--limit", default="all", help="group or host (default: all)")
     pul.add_argument("--remote-dir", default=facts.RESULTS_ROOT, help="results root on the hosts")
     pul.add_argument("--dest", type=Path, default=Path("results"), help="results root here (default: results)")
-    pul.add_argument("--run", help="only this run id")
-    pul.add_argument("--timeout", type=float, default=15.0, help="seconds per SSH operation")
-    pul.add_argument("--retries", type=int, default=3, help="attempts per host")
+    pul.add_argument("--run", type=names.run_id_argument, help="only this run id")
+    pul.add_argument("--timeout", type=positive_number_argument, default=15.0, help="seconds per SSH operation")
+    pul.add_argument("--retries", type=positive_integer_argument, default=3, help="attempts per host")
+    pul.set_defaults(func=run_pull)
 
-    bst = sub.add_parser(
+    bst = command(
         "best",
-        help="the best throughput per model, mode and batch size of a run, with the knobs behind it; with a "
+        "the best throughput per model, mode and batch size of a run, with the knobs behind it; with a "
         "budget, each host's capacity: the highest throughput whose p99 is within it",
-    )
-    bst.add_argument("--run", help="run id (default: the newest in the store)")
-    bst.add_argument("--db", type=Path, default=DEFAULT_DB)
-    budget = bst.add_mutually_exclusive_group()
-    budget.add_argument("--p99-budget-ms", type=float, help="one p99 budget for every model, in milliseconds")
-    budget.add_argument("--budgets", type=Path, help="budgets per model (the shape of collect/budgets.yml)")
+        "run", "db", "budget",
+    )  # fmt: skip
+    bst.set_defaults(func=run_best)
 
-    exp = sub.add_parser(
+    exp = command(
         "export",
-        help="points (with their knobs) as one CSV or Parquet file, or the store as a Parquet dataset "
+        "points (with their knobs) as one CSV or Parquet file, or the store as a Parquet dataset "
         "partitioned by run (a directory: what `import` reads on another controller)",
+        "db",
     )
     exp.add_argument(
         "output", type=Path, help="x.csv or x.parquet: one file of points; a name without a suffix: a dataset"
     )
-    exp.add_argument("--run", action="append", help="only this run id (repeatable; default: every run)")
-    exp.add_argument("--db", type=Path, default=DEFAULT_DB)
+    exp.add_argument(
+        "--run",
+        type=names.run_id_argument,
+        action="append",
+        help="only this run id (repeatable; default: every run)",
+    )
+    exp.set_defaults(func=run_export)
 
-    imp = sub.add_parser("import", help="add a Parquet dataset written by `export` (from any controller)")
+    imp = command("import", "add a Parquet dataset written by `export` (from any controller)", "db")
     imp.add_argument("dataset", type=Path, help="directory holding instances/ and points/")
-    imp.add_argument("--db", type=Path, default=DEFAULT_DB, help="store file (default: %(default)s)")
+    imp.set_defaults(func=run_import)
 
-    mig = sub.add_parser("migrate", help="move a SQLite store of earlier recbench versions to DuckDB")
+    mig = command("migrate", "move a SQLite store of earlier recbench versions to DuckDB")
     mig.add_argument("--db", type=Path, default=DEFAULT_DB.with_suffix(".sqlite"), help="default: %(default)s")
     mig.add_argument("--to", type=Path, help="new store (default: the same name ending in .duckdb)")
+    mig.set_defaults(func=run_migrate)
 
-    nig = sub.add_parser("nightly", help="bench.yml on a limit, then pull, ingest, report and the regression check")
+    nig = command("nightly", "bench.yml on a limit, then pull, ingest, report and the regression check", "db")
     nig.add_argument("-i", "--inventory", type=Path, default=Path("inventory"), help="default: %(default)s")
     nig.add_argument("--limit", default="kunpeng", help="group or host (default: %(default)s)")
     nig.add_argument("-e", "--extra-vars-file", type=Path, action="append", default=[], help="@file of variables")
-    nig.add_argument("--run", default="", help="run id (default: the UTC time)")
+    nig.add_argument("--run", type=names.run_id_argument, default="", help="run id (default: the UTC time)")
     nig.add_argument("--playbook", type=Path, default=DEFAULT_PLAYBOOK, help="default: bench.yml")
     nig.add_argument("--results", type=Path, default=Path("results"), help="default: %(default)s")
-    nig.add_argument("--db", type=Path, default=DEFAULT_DB)
     nig.add_argument("--reports", type=Path, default=Path("reports"), help="default: %(default)s")
     nig.add_argument("--logs", type=Path, default=Path("logs") / "nightly", help="default: %(default)s")
     nig.add_argument(
         "--export", type=Path, help="also export the run to this shared dataset directory (one per fleet, many shards)"
     )
     nig.add_argument("--lock", type=Path, default=Path("results") / ".nightly.lock", help="default: %(default)s")
+    nig.set_defaults(func=run_nightly)
 
-    cmp = sub.add_parser("compare", help="ratios of a run's best throughputs to a baseline or another run")
-    cmp.add_argument("--run", help="run id (default: the newest in the store)")
+    cmp = command("compare", "ratios of a run's best throughputs to a baseline or another run", "run", "db")
     against = cmp.add_mutually_exclusive_group()
     against.add_argument("--baseline", type=Path, help="baseline file (default: the seed's Kunpeng 920 table)")
-    against.add_argument("--against", metavar="RUN", help="another run id")
-    cmp.add_argument("--db", type=Path, default=DEFAULT_DB)
+    against.add_argument("--against", metavar="RUN", type=names.run_id_argument, help="another run id")
+    cmp.set_defaults(func=run_compare)
     return top
+
+
+def reading(path: Path) -> Store:
+    """The store at PATH for a command that only reads: migrated first if it is of an earlier
+    version, then opened read-only (never created)."""
+    from collect.legacy import migrate_if_legacy
+
+    return Store.existing(migrate_if_legacy(path))
+
+
+def writing(path: Path) -> Store:
+    """The store at PATH for a command that writes: migrated first if it is of an earlier version,
+    created if missing."""
+    from collect.legacy import migrate_if_legacy
+
+    return Store(migrate_if_legacy(path))
+
+
+def _directory_for_output(path: Path, what: str) -> None:
+    """PATH may become a directory: refuse at once, before any work, if a file is in its way."""
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise FilesystemError(f"{part}: not a directory ({what})")
+            return
 
 
 def run_report(args: argparse.Namespace) -> int:
     from collect.changes import describe
     from collect.report import build_report
 
-    with Store.existing(args.db) as store:
+    _directory_for_output(args.out, "--out names the reports root")
+    with reading(args.db) as store:
         report = build_report(store, args.run, args.out, args.baseline, args.thresholds, args.budgets)
     print(f"report: {report.directory}/summary.md and report.html")
     for line in describe(report.alarms):
@@ -138,7 +242,7 @@ def run_regressions(args: argparse.Namespace) -> int:
     from collect.report import chosen_run, findings_of
 
     limits = load_thresholds(args.thresholds) if args.thresholds else load_thresholds()
-    with Store.existing(args.db) as store:
+    with reading(args.db) as store:
         order = queries.run_order(store)
         run = chosen_run(store, args.run, order)
         found = findings_of(store, run, limits)
@@ -153,12 +257,13 @@ def run_regressions(args: argparse.Namespace) -> int:
         lines += describe(_others(found, alarmed))
         text = "\n".join(lines) + "\n"
     if args.output:
+        _directory_for_output(args.output.parent, "--output names a file in it")
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)
         print(f"regressions: {len(alarmed)} alarm(s), {len(found)} finding(s) in {args.output}")
     else:
         sys.stdout.write(text)
-    return 1 if len(alarmed) else 0
+    return EXIT_ALARM if len(alarmed) else EXIT_OK
 
 
 def _others(found: pd.DataFrame, alarmed: pd.DataFrame) -> pd.DataFrame:
@@ -175,7 +280,7 @@ def run_twins(args: argparse.Namespace) -> int:
     from collect.twins import twins
 
     limits = load_thresholds(args.thresholds) if args.thresholds else load_thresholds()
-    with Store.existing(args.db) as store:
+    with reading(args.db) as store:
         run = chosen_run(store, args.run, queries.run_order(store))
         asked = _budgets_asked(args)
         values = _capacity_values(store, run, asked) if asked else None
@@ -199,11 +304,9 @@ def run_twins(args: argparse.Namespace) -> int:
 
 def _budgets_asked(args: argparse.Namespace) -> tuple[dict[str, float], float] | None:
     """(budget per model, default budget) from --p99-budget-ms or --budgets; None when neither was given."""
-    from collect.capacity import BudgetError, load_budgets
+    from collect.capacity import load_budgets
 
-    if args.p99_budget_ms is not None:
-        if args.p99_budget_ms <= 0:
-            raise BudgetError(f"--p99-budget-ms must be positive, not {args.p99_budget_ms:g}")
+    if args.p99_budget_ms is not None:  # a finite number above 0: checked as it was parsed
         return {}, args.p99_budget_ms
     return load_budgets(args.budgets) if args.budgets else None
 
@@ -236,7 +339,7 @@ def run_pull(args: argparse.Namespace) -> int:
         f"pull: {sum(r.fetched for r in reports)} file(s) fetched into {args.dest}"
         + (f"; unreachable or refused: {', '.join(failed)}" if failed else "")
     )
-    return 1 if failed else 0
+    return EXIT_HOSTS if failed else EXIT_OK
 
 
 def run_best(args: argparse.Namespace) -> int:
@@ -244,7 +347,7 @@ def run_best(args: argparse.Namespace) -> int:
     from collect.aggregate import best_per_model
     from collect.report import chosen_run
 
-    with Store.existing(args.db) as store:
+    with reading(args.db) as store:
         run = chosen_run(store, args.run, queries.run_order(store))
         asked = _budgets_asked(args)
         if asked:
@@ -298,7 +401,11 @@ def run_export(args: argparse.Namespace) -> int:
     from collect.exchange import export_dataset, export_points
     from collect.report import ReportError
 
-    with Store.existing(args.db) as store:
+    if args.output.suffix:
+        _directory_for_output(args.output.parent, "the export's file goes in it")
+    else:
+        _directory_for_output(args.output, "the export's dataset directory")
+    with reading(args.db) as store:
         known = set(queries.run_order(store))
         unknown = [run for run in args.run or [] if run not in known]
         if unknown:
@@ -320,7 +427,7 @@ def run_import(args: argparse.Namespace) -> int:
 
     if not args.dataset.is_dir():
         raise ExchangeError(f"{args.dataset}: no such dataset directory")
-    with Store(args.db) as store:
+    with writing(args.db) as store:
         added, already = import_dataset(store, args.dataset)
     print(f"import: {added} new, {already} already stored, into {args.db}")
     return 0
@@ -330,8 +437,7 @@ def run_migrate(args: argparse.Namespace) -> int:
     from collect.legacy import is_sqlite, migrate
 
     if not is_sqlite(args.db):
-        print(f"collect: {args.db}: not a SQLite store of an earlier recbench", file=sys.stderr)
-        return 2
+        raise InputError(f"{args.db}: not a SQLite store of an earlier recbench")
     instances, points = migrate(args.db, args.to or args.db.with_suffix(".duckdb"))
     print(f"migrate: {instances} instance(s) and {points} point(s) now in {args.to or args.db.with_suffix('.duckdb')}")
     return 0
@@ -362,7 +468,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from collect.baseline import compare_to_baseline, load_baseline
     from collect.report import chosen_run
 
-    with Store.existing(args.db) as store:
+    with reading(args.db) as store:
         order = queries.run_order(store)
         run = chosen_run(store, args.run, order)
         best = best_per_model(store, run)
@@ -378,60 +484,50 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_ingest(results: Path, db: Path) -> int:
+def run_ingest(args: argparse.Namespace) -> int:
     from collect.progress import progress
 
+    results, db = args.results, args.db
     if not results.is_dir():
-        print(f"collect: {results}: no such results directory", file=sys.stderr)
-        return 2
-    with Store(db) as store, progress("ingest: instance results read") as update:
+        raise InputError(f"{results}: no such results directory")
+    with writing(db) as store, progress("ingest: instance results read") as update:
         report = ingest(results, store, update)
     for problem in report.problems:
-        print(f"collect: skipped {problem}", file=sys.stderr)
+        print(f"collect: skipped {clip(problem, 2000)}", file=sys.stderr)
     if not report.found:
-        print(
-            f"collect: {results}: no results in this tree "
-            "(expected <run_id>/<host>/<model>/<config_id>/<instance>/metadata.json)",
-            file=sys.stderr,
+        raise InputError(
+            f"{results}: no results in this tree "
+            "(expected <run_id>/<host>/<model>/<config_id>/<instance>/metadata.json)"
         )
-        return 1
     print(
         f"ingest: {report.added} new, {report.already_stored} already stored, {len(report.problems)} skipped, into {db}"
     )
-    return 1 if report.problems else 0
+    return EXIT_SKIPPED if report.problems else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
-    from collect.baseline import BaselineError
-    from collect.capacity import BudgetError
-    from collect.changes import ThresholdsError
-    from collect.inventory import InventoryError
-    from collect.nightly import NightlyError
-    from collect.report import ReportError
-
-    args = parser().parse_args(argv)
+    """Run one command; every failure is one line on standard error and its own exit code
+    (collect.errors.EXIT_CODES), and 1 only ever means an alarm."""
     try:
-        if args.command == "ingest":
-            return run_ingest(args.results, args.db)
-        if args.command == "report":
-            return run_report(args)
-        if args.command == "pull":
-            return run_pull(args)
-        if args.command == "regressions":
-            return run_regressions(args)
-        if args.command == "twins":
-            return run_twins(args)
-        if args.command == "best":
-            return run_best(args)
-        if args.command == "export":
-            return run_export(args)
-        if args.command == "import":
-            return run_import(args)
-        if args.command == "migrate":
-            return run_migrate(args)
-        if args.command == "nightly":
-            return run_nightly(args)
-        return run_compare(args)
-    except (StoreError, ReportError, BaselineError, InventoryError, NightlyError, ThresholdsError, BudgetError) as err:
-        print(f"collect: {err}", file=sys.stderr)
-        return 2
+        args = parser().parse_args(argv)
+    except SystemExit as done:  # --help, or a usage error already said in one line
+        return done.code if isinstance(done.code, int) else 2
+    try:
+        return args.func(args)
+    except CollectError as err:
+        return _fail(clip(err), err.exit_code)
+    except OSError as err:
+        fault = filesystem_error(err)
+        return _fail(clip(fault), fault.exit_code)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except Exception as err:  # a bug: one line and its own code; the traceback on request
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            traceback.print_exc()
+        hint = "" if os.environ.get(DEBUG_ENV, "") not in ("", "0") else f"; {DEBUG_ENV}=1 shows the traceback"
+        return _fail(clip(f"internal error: {type(err).__name__}: {err}") + hint, EXIT_INTERNAL)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"collect: {message}", file=sys.stderr)
+    return code

@@ -17,14 +17,16 @@ from pathlib import Path
 
 import duckdb
 
+from collect import names
+from collect.errors import InputError, clip
 from collect.queries import KNOBS, runs_filter
-from collect.store import INSTANCE_COLUMNS, POINT_COLUMNS, Store, StoreError
+from collect.store import INSTANCE_COLUMNS, KEY, POINT_COLUMNS, Store
 
 DATASET_TABLES = {"instances": INSTANCE_COLUMNS, "points": POINT_COLUMNS}
 
 
-class ExchangeError(StoreError):
-    pass
+class ExchangeError(InputError):
+    """A dataset or an export target cannot be used; the message names it. Nothing is stored."""
 
 
 def export_points(store: Store, output: Path, runs: list[str] | None = None) -> int:
@@ -44,7 +46,7 @@ def export_points(store: Store, output: Path, runs: list[str] | None = None) -> 
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = output.with_name(f".{output.name}.partial")
-    count = store.db.execute(f"COPY ({query}) TO '{_quoted(staging)}' ({options})", params * 2).fetchone()[0]
+    count = store.scalar(f"COPY ({query}) TO '{_quoted(staging)}' ({options})", params * 2)
     staging.replace(output)
     return int(count)
 
@@ -69,12 +71,12 @@ def export_dataset(store: Store, directory: Path, runs: list[str] | None = None)
         for table, columns in DATASET_TABLES.items():
             (staging / table).mkdir(parents=True)
             written[table] = int(
-                store.db.execute(
+                store.scalar(
                     f"COPY (SELECT {', '.join(columns)} FROM {table} WHERE {where}) "
                     f"TO '{_quoted(staging / table)}' (FORMAT PARQUET, PARTITION_BY (run_id), "
                     f"FILENAME_PATTERN '{origin}-{{i}}', OVERWRITE_OR_IGNORE)",
                     params,
-                ).fetchone()[0]
+                )
             )
         for table in DATASET_TABLES:
             for partition in sorted((staging / table).iterdir()):
@@ -104,12 +106,24 @@ def import_dataset(store: Store, directory: Path) -> tuple[int, int]:
             raise ExchangeError(f"{directory}: not a recbench dataset (no {table}/run_id=*/*.parquet)")
     instances, points = (_dataset_relation(directory, table) for table in DATASET_TABLES)
     try:
-        offered = store.db.execute(f"SELECT count(*) FROM {instances}").fetchone()[0]
-        with store.transaction():
-            added = store.add_staged(instances, points)
+        with store.reading_other_files():
+            offered = store.scalar(f"SELECT count(*) FROM {instances}")
+            _check_names(store, directory, instances)
+            with store.transaction():
+                added = store.add_staged(instances, points)
     except duckdb.Error as err:  # a damaged or foreign Parquet file: say which, store nothing
-        raise ExchangeError(f"{directory}: {str(err).strip().splitlines()[0]}") from None
+        raise ExchangeError(clip(f"{directory}: {str(err).strip().splitlines()[0]}")) from None
     return added, int(offered) - added
+
+
+def _check_names(store: Store, directory: Path, instances: str) -> None:
+    """Every key of the dataset is a valid name (run ids become report directories): the first one
+    that is not is named, before anything is stored."""
+    for column in KEY:
+        kind = names.KEY_KINDS[column]
+        for (value,) in store.rows(f"SELECT DISTINCT {column} FROM {instances} ORDER BY 1"):
+            if not names.is_valid(kind, value):
+                raise ExchangeError(clip(f"{directory}: {names.refusal(kind, value)}; nothing imported"))
 
 
 def _quoted(path: Path) -> str:

@@ -9,9 +9,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from collect.errors import InputError
 
-class InventoryError(ValueError):
-    pass
+
+class InventoryError(InputError):
+    """The inventory cannot be read, or names no such host or group."""
 
 
 @dataclass(frozen=True)

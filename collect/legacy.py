@@ -1,5 +1,8 @@
 """Stores written by the SQLite collector (schema `user_version` 1) move to DuckDB on first use.
 
+A step before opening: the commands call `migrate_if_legacy(path)` and open the store it returns
+(collect.store never imports this module; opening a store never migrates one).
+
 The new file is built beside the old one under a `.partial` name, every instance and point copied in
 one transaction and counted against the old file, and only then renamed into place: an interrupted
 migration leaves the old store as it was and no half-built new one. The old file is never changed or
@@ -101,9 +104,6 @@ def migrate(source: Path, target: Path, say: Callable[[str], None] | None = None
 def _append(store: Store, table: str, columns: list[str], rows: list[tuple]) -> None:
     """Rows go in as one Arrow table, not one INSERT each (DuckDB's bulk path)."""
     chunk = pa.table({name: [row[i] for row in rows] for i, name in enumerate(columns)})
-    store.db.register("legacy_chunk", chunk)
-    try:
-        names = ", ".join(columns)
-        store.db.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM legacy_chunk")
-    finally:
-        store.db.unregister("legacy_chunk")
+    names = ", ".join(columns)
+    with store.registered("legacy_chunk", chunk):
+        store.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM legacy_chunk")

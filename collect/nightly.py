@@ -14,13 +14,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import facts
+from collect.errors import EXIT_USAGE, CollectError
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PLAYBOOK = REPO / "playbooks" / "bench.yml"
 
 
-class NightlyError(RuntimeError):
+class NightlyError(CollectError):
     """The nightly run could not start or finish (the message says why); results obtained are kept."""
+
+    exit_code = EXIT_USAGE
 
 
 @dataclass
@@ -116,16 +119,18 @@ def _progress(event: dict, say: Callable[[str], None]) -> bool:
 
 
 def nightly(options: NightlyOptions, say: Callable[[str], None] = print) -> NightlyOutcome:
+    from collect import names
     from collect.changes import describe
     from collect.ingest import ingest
     from collect.inventory import targets
+    from collect.legacy import migrate_if_legacy
     from collect.pull import pull
     from collect.report import build_report
     from collect.store import Store
 
     if not options.inventory.exists():
         raise NightlyError(f"inventory {options.inventory} does not exist")
-    run_id = options.run_id or facts.new_run_id()
+    run_id = names.check("run id", options.run_id or facts.new_run_id(), "nightly")
     log_dir = options.logs / run_id
     with exclusive(options.lock):
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -160,7 +165,7 @@ def nightly(options: NightlyOptions, say: Callable[[str], None] = print) -> Nigh
             if not (options.results / run_id).is_dir():
                 say_and_log(f"no results of run {run_id} came home")
                 return NightlyOutcome(run_id, status, failed_hosts, [], None, log_dir)
-            with Store(options.db) as store:
+            with Store(migrate_if_legacy(options.db)) as store:
                 ingested = ingest(options.results, store)
                 for problem in ingested.problems:
                     say_and_log(f"ingest skipped {problem}")

@@ -25,7 +25,7 @@ def runs_filter(runs: list[str] | None) -> tuple[str, list[str]]:
 
 def run_order(store: Store) -> list[str]:
     """Runs oldest first, by when they were first ingested."""
-    rows = store.db.execute("SELECT run_id FROM instances GROUP BY run_id ORDER BY min(ingested_at), run_id").fetchall()
+    rows = store.rows("SELECT run_id FROM instances GROUP BY run_id ORDER BY min(ingested_at), run_id")
     return [row[0] for row in rows]
 
 
@@ -128,22 +128,22 @@ def series_history(store: Store, runs: list[str]) -> tuple[pd.DataFrame, dict[st
     point detection: a small frame naming each series, and three flat arrays sorted by series then
     run (series number, run position, throughput). Numbers, not strings: a year of 100 hosts is 3.65 M
     values, and only the arrays leave the engine."""
-    store.db.execute("CREATE OR REPLACE TEMP TABLE run_positions (run_id VARCHAR, position INTEGER)")
-    store.db.executemany("INSERT INTO run_positions VALUES (?, ?)", [[run, i] for i, run in enumerate(runs)])
-    store.db.execute(
+    store.execute("CREATE OR REPLACE TEMP TABLE run_positions (run_id VARCHAR, position INTEGER)")
+    store.execute_many("INSERT INTO run_positions VALUES (?, ?)", [[run, i] for i, run in enumerate(runs)])
+    store.execute(
         """CREATE OR REPLACE TEMP TABLE series_names AS
            SELECT row_number() OVER (ORDER BY host, model, config_id) - 1 AS series, host, model, config_id
            FROM (SELECT DISTINCT host, model, config_id FROM instances SEMI JOIN run_positions USING (run_id))"""
     )
     try:
         names = store.query("SELECT * FROM series_names ORDER BY series")
-        arrays = store.db.execute(
+        arrays = store.arrays(
             """SELECT s.series, r.position, sum(i.best_throughput) AS throughput
                FROM instances i JOIN run_positions r USING (run_id) JOIN series_names s USING (host, model, config_id)
                WHERE i.best_throughput IS NOT NULL
                GROUP BY s.series, r.position ORDER BY s.series, r.position"""
-        ).fetchnumpy()
+        )
     finally:
-        store.db.execute("DROP TABLE series_names")
-        store.db.execute("DROP TABLE run_positions")
-    return names, {name: np.asarray(values) for name, values in arrays.items()}
+        store.execute("DROP TABLE IF EXISTS series_names")
+        store.execute("DROP TABLE IF EXISTS run_positions")
+    return names, arrays

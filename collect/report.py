@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from collect import html_report, queries, tables
+from collect import html_report, names, queries, tables
 from collect.aggregate import best_per_model, scaling
 from collect.baseline import compare_to_baseline, load_baseline
 from collect.capacity import capacity_per_host, load_budgets, machine_capacity
 from collect.changes import Thresholds, alarms, change_points, load_thresholds, newest_run_drops
+from collect.errors import InputError
 from collect.exchange import export_points
 from collect.store import Store
 from collect.twins import twins
@@ -27,8 +28,8 @@ CAPACITY_SHOWN = [
 ]  # fmt: skip
 
 
-class ReportError(ValueError):
-    pass
+class ReportError(InputError):
+    """The run asked for cannot be reported (not in the store, a name that cannot be a directory)."""
 
 
 @dataclass
@@ -71,6 +72,8 @@ def build_report(
 ) -> Report:
     order = queries.run_order(store)
     run_id = chosen_run(store, run_id, order)
+    if not names.is_valid("run id", run_id):  # it becomes a directory: a store may hold one from before the check
+        raise ReportError(f"{store.path}: {names.refusal('run id', run_id)}; it cannot name a report directory")
     points = queries.points_of_run(store, run_id)
     machines = queries.machines(store, [run_id])
     best = best_per_model(store, run_id)

@@ -8,18 +8,23 @@ on purpose: DuckDB keeps such indexes in memory (a year of 100 hosts is 3.65 M i
 points); uniqueness comes from the ingest's anti-join, and DuckDB lets one process write a file at a time.
 
 Aggregations run in the engine (collect.queries); pandas receives only what a table or a plot shows.
-A store written by the SQLite collector is migrated on first use (collect.legacy).
+A store written by the SQLite collector is migrated before it is opened (collect.legacy.migrate_if_legacy:
+a step of the commands, never of opening: this module does not import collect.legacy).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from bench.layout import STATUSES
+from collect.errors import FilesystemError, NoStore, StoreError, clip, filesystem_error
 
 DEFAULT_DB = Path("results") / "recbench.duckdb"
 # Enough for the year-of-100-hosts queries; DuckDB spills to disk beyond it rather than growing.
@@ -103,37 +108,49 @@ MIGRATIONS = [
 ]
 
 
-class StoreError(RuntimeError):
-    """The store cannot be used (missing, newer schema, locked, corrupt); the message says which."""
+DAMAGE = (duckdb.IOException, duckdb.InternalException, duckdb.SerializationException, duckdb.FatalException)
+READ_ONLY_REFUSAL = "read-only mode"
 
 
 class Store:
     """An open store. `Store(path)` creates it if needed (for commands that write);
-    `Store.existing(path)` refuses a path that holds no store (for commands that only read)."""
+    `Store.existing(path)` refuses a path that holds no store and opens it read-only (for commands
+    that only read: a store on a read-only file or directory is readable, and a write is refused).
 
-    def __init__(self, path: Path = DEFAULT_DB, *, create: bool = True) -> None:
-        from collect.legacy import migrate_if_legacy
+    Opening never migrates a SQLite store of earlier versions: that is a step before opening
+    (collect.legacy.migrate_if_legacy). Every query goes through the methods here, which turn the
+    engine's errors about the file (damaged, truncated, locked, read-only) into a one-line StoreError."""
 
-        self.path = migrate_if_legacy(Path(path))
+    def __init__(self, path: Path = DEFAULT_DB, *, create: bool = True, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        self._reading_other_files = False
+        if self.path.exists() and not self.path.is_file():
+            raise FilesystemError(f"{self.path}: not a file (--db names the store file)")
         if not self.path.is_file():
-            if not create:
-                raise StoreError(f"{self.path}: no store here; `python -m collect ingest` creates one")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not create or read_only:
+                raise NoStore(f"{self.path}: no store here; `python -m collect ingest` creates one")
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise filesystem_error(err) from None
         try:
-            self.db = duckdb.connect(str(self.path), config={"memory_limit": MEMORY_LIMIT})
+            self.db = duckdb.connect(str(self.path), read_only=read_only, config={"memory_limit": MEMORY_LIMIT})
             # no progress bar of DuckDB's own: it would write into the commands' standard output
             self.db.execute("SET enable_progress_bar = false")
         except duckdb.Error as err:
             raise StoreError(f"{self.path}: {_first_line(err)}") from None
         try:
-            self.migrate()
-        except duckdb.Error as err:
+            with self.guarded():
+                self.migrate()
+        except BaseException:
             self.db.close()
-            raise StoreError(f"{self.path}: {_first_line(err)}") from None
+            raise
 
     @classmethod
     def existing(cls, path: Path = DEFAULT_DB) -> Store:
-        return cls(path, create=False)
+        """The store at PATH, read-only; NoStore if there is none."""
+        return cls(path, create=False, read_only=True)
 
     def close(self) -> None:
         self.db.close()
@@ -141,8 +158,43 @@ class Store:
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, err: object, trace: object) -> None:
         self.close()
+        if isinstance(err, duckdb.Error) and self._is_about_the_file(err) and not self._reading_other_files:
+            raise self._error_of(err) from None
+
+    def _is_about_the_file(self, err: duckdb.Error) -> bool:
+        return isinstance(err, DAMAGE) or READ_ONLY_REFUSAL in str(err)
+
+    def _error_of(self, err: duckdb.Error) -> StoreError:
+        if READ_ONLY_REFUSAL in str(err):
+            return StoreError(f"{self.path}: opened read-only, this command cannot write to it")
+        return StoreError(clip(f"{self.path}: damaged or unreadable store: {_first_line(err)}"))
+
+    @contextmanager
+    def guarded(self) -> Iterator[None]:
+        """Engine errors about the file inside (damage, truncation, read-only) as a one-line StoreError;
+        any other engine error (a bug in a query) goes on as it is."""
+        try:
+            yield
+        except duckdb.Error as err:
+            if self._is_about_the_file(err) and not self._reading_other_files:
+                raise self._error_of(err) from None
+            raise
+
+    @contextmanager
+    def reading_other_files(self) -> Iterator[None]:
+        """Inside, queries read files besides the store (a Parquet dataset): an engine error is about
+        them and goes on as it is, for the caller to name the file."""
+        self._reading_other_files = True
+        try:
+            yield
+        finally:
+            self._reading_other_files = False
+
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.path}: opened read-only, this command cannot write to it")
 
     @property
     def version(self) -> int:
@@ -161,6 +213,11 @@ class Store:
                 f"{self.path}: schema version {current} is newer than this collector "
                 f"knows ({len(MIGRATIONS)}); upgrade recbench"
             )
+        if current < len(MIGRATIONS) and self.read_only:
+            raise StoreError(
+                f"{self.path}: schema version {current}, this collector reads {len(MIGRATIONS)}; "
+                "a command that writes (ingest, import) upgrades it"
+            )
         for number in range(current, len(MIGRATIONS)):
             self.db.begin()
             for statement in MIGRATIONS[number]:
@@ -173,25 +230,59 @@ class Store:
     def count(self, table: str) -> int:
         if table not in TABLES:
             raise ValueError(table)
-        return self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        return int(self.scalar(f"SELECT count(*) FROM {table}"))
 
     def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
         """The answer of one query as a pandas frame (small by construction: the callers aggregate)."""
-        return self.db.execute(sql, params or []).df()
+        with self.guarded():
+            return self.db.execute(sql, params or []).df()
+
+    def rows(self, sql: str, params: list | None = None) -> list[tuple]:
+        """The answer of one query as a list of tuples."""
+        with self.guarded():
+            return self.db.execute(sql, params or []).fetchall()
+
+    def scalar(self, sql: str, params: list | None = None) -> object:
+        """The first column of the first row of one query's answer (None when there is no row)."""
+        with self.guarded():
+            row = self.db.execute(sql, params or []).fetchone()
+        return row[0] if row else None
+
+    def arrays(self, sql: str, params: list | None = None) -> dict[str, np.ndarray]:
+        """The answer of one query as one NumPy array per column (for answers too long for a frame)."""
+        with self.guarded():
+            columns = self.db.execute(sql, params or []).fetchnumpy()
+        return {name: np.asarray(values) for name, values in columns.items()}
+
+    def execute(self, sql: str, params: list | None = None) -> None:
+        """Run one statement whose answer is not wanted (temporary tables of a query, an INSERT)."""
+        with self.guarded():
+            self.db.execute(sql, params or [])
+
+    def execute_many(self, sql: str, rows: list[list]) -> None:
+        with self.guarded():
+            self.db.executemany(sql, rows)
+
+    @contextmanager
+    def registered(self, name: str, frame: pd.DataFrame | pa.Table) -> Iterator[str]:
+        """FRAME visible to queries as the relation NAME for the duration of the block (yields NAME)."""
+        with self.guarded():
+            self.db.register(name, frame)
+        try:
+            yield name
+        finally:
+            with suppress(duckdb.Error):  # an aborted transaction (the error that aborted it is on its way up)
+                self.db.unregister(name)
 
     def add_frames(self, instances: pd.DataFrame | pa.Table, points: pd.DataFrame | pa.Table) -> int:
         """Store the instances (and their points) of these tables that are not stored yet. INSTANCES
         may carry the best-point columns already (the ingest computes them); else they are computed."""
+        self._require_writable()
         if len(instances) == 0:
             return 0
-        self.db.register("staged_instances", instances)
-        self.db.register("staged_points", points)
-        try:
-            names = instances.column_names if isinstance(instances, pa.Table) else list(instances.columns)
+        names = instances.column_names if isinstance(instances, pa.Table) else list(instances.columns)
+        with self.registered("staged_instances", instances), self.registered("staged_points", points), self.guarded():
             return self.add_staged("staged_instances", "staged_points", best_included=set(BEST_COLUMNS) <= set(names))
-        finally:
-            self.db.unregister("staged_instances")
-            self.db.unregister("staged_points")
 
     def add_staged(self, instances: str, points: str, best_included: bool = False) -> int:
         """Store the rows of two relations (SQL table expressions with the tables' columns) whose
@@ -239,6 +330,8 @@ class Store:
         )
 
     def transaction(self) -> _Transaction:
+        """`with store.transaction():` around a write; a store opened read-only refuses it in one line."""
+        self._require_writable()
         return _Transaction(self.db)
 
 
@@ -255,7 +348,8 @@ class _Transaction:
         if kind is None:
             self.db.commit()
         else:
-            self.db.rollback()
+            with suppress(duckdb.Error):  # the connection is unusable: what made it so is on its way up
+                self.db.rollback()
 
 
 def _first_line(err: Exception) -> str:

@@ -175,7 +175,7 @@ def test_ingest_says_when_a_tree_holds_no_results_and_shows_progress(tmp_path: P
 
     (tmp_path / "empty").mkdir()
     empty = cli("ingest", str(tmp_path / "empty"), "--db", str(tmp_path / "s.duckdb"))
-    assert empty.returncode == 1
+    assert empty.returncode == 2  # bad input (collect.errors.EXIT_USAGE), never 1: that is the alarm
     assert f"collect: {tmp_path / 'empty'}: no results in this tree" in empty.stderr
     place_run(tmp_path / "results", "r1")
     full = cli("ingest", str(tmp_path / "results"), "--db", str(tmp_path / "s.duckdb"))

@@ -1,0 +1,167 @@
+"""The collector's CLI as the ecosystem writes one (issue 20, point 5): shared options declared once in
+parent parsers, dispatch by set_defaults(func=...), one base error type with an exit code per kind and
+never 1 for a failure, a last-resort handler that keeps bugs debuggable, migration as a step before
+opening (no store <-> legacy import circle), and queries through the store."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from collect import cli, errors
+from collect.cli import main, parser
+from collect.ingest import ingest
+from collect.store import Store
+from tests.conftest import REPO
+from tests.results_tree import place_run
+
+pytestmark = pytest.mark.unit
+
+LEGACY = REPO / "tests" / "fixtures" / "store_sqlite_v1" / "recbench.sqlite"
+COMMANDS = ["ingest", "report", "regressions", "twins", "pull", "best", "export", "import", "migrate", "nightly"]
+COMMANDS += ["compare"]
+
+
+def two_runs(tmp_path: Path) -> Path:
+    """A store holding runs 2026-11-01 and 2026-11-02 (three instances each), ingested in run order."""
+    db = tmp_path / "store.duckdb"
+    for run in ("2026-11-01", "2026-11-02"):
+        place_run(tmp_path / f"tree-{run}", run)
+        with Store(db) as store:
+            assert ingest(tmp_path / f"tree-{run}", store).added == 3
+    return db
+
+
+def collect(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "collect", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_help_documents_the_exit_codes_and_every_command_dispatches_by_set_defaults(capsys) -> None:
+    assert main(["--help"]) == 0
+    shown = capsys.readouterr().out
+    assert "exit codes:" in shown
+    for code in errors.EXIT_CODES:
+        assert f"  {code:>3}  " in shown, code
+    assert 1 in errors.EXIT_CODES and "alarm" in errors.EXIT_CODES[1]
+    top = parser()
+    commands = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert sorted(commands) == sorted(COMMANDS)
+    for name, command in commands.items():
+        assert callable(command.get_default("func")), name
+        assert "exit codes:" in (command.epilog or ""), name
+    # the shared options are declared once (a parent parser each), not once per command
+    source = Path(cli.__file__).read_text()
+    assert source.count('"--db"') <= 2 and source.count('"--thresholds"') == 1, "declare shared options once"
+    assert source.count("if args.command ==") == 0
+
+
+def test_every_failure_kind_derives_from_one_base_with_a_code_that_is_never_the_alarm() -> None:
+    from collect.baseline import BaselineError
+    from collect.capacity import BudgetError
+    from collect.changes import ThresholdsError
+    from collect.exchange import ExchangeError
+    from collect.inventory import InventoryError
+    from collect.legacy import MigrationError
+    from collect.nightly import NightlyError
+    from collect.report import ReportError
+    from collect.store import StoreError
+
+    kinds = [BaselineError, BudgetError, ThresholdsError, ExchangeError, InventoryError, MigrationError]
+    kinds += [NightlyError, ReportError, StoreError, errors.FilesystemError, errors.NameRefused, errors.NoStore]
+    for kind in kinds:
+        assert issubclass(kind, errors.CollectError), kind
+        assert kind.exit_code in errors.EXIT_CODES and kind.exit_code not in (errors.EXIT_OK, errors.EXIT_ALARM)
+    assert StoreError.exit_code == errors.EXIT_STORE and errors.FilesystemError.exit_code == errors.EXIT_FILESYSTEM
+
+
+def test_a_usage_error_is_one_line_with_code_2(capsys) -> None:
+    assert main(["best", "--p99-budget-ms"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("collect: best: argument --p99-budget-ms")
+    assert main(["nosuchcommand"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_an_unexpected_error_is_one_line_with_its_own_code_and_a_traceback_on_request(tmp_path: Path) -> None:
+    db = two_runs(tmp_path)
+    # A bug planted in a query module (a real subprocess, a real store): not exit 1, not a traceback.
+    plant = tmp_path / "plant"
+    plant.mkdir()
+    (plant / "sitecustomize.py").write_text(
+        "import collect.queries\n"
+        "def broken(store):\n    raise ZeroDivisionError('planted bug')\n"
+        "collect.queries.run_order = broken\n"
+    )
+    import os
+
+    path = f"{plant}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    quiet = collect("best", "--db", str(db), env={"PYTHONPATH": path})
+    assert quiet.returncode == errors.EXIT_INTERNAL == 70, quiet.stderr
+    assert quiet.stderr.count("\n") == 1
+    assert quiet.stderr.startswith("collect: internal error: ZeroDivisionError: planted bug")
+    assert "RECBENCH_DEBUG=1" in quiet.stderr
+    loud = collect("best", "--db", str(db), env={"PYTHONPATH": path, "RECBENCH_DEBUG": "1"})
+    assert loud.returncode == 70
+    assert "Traceback (most recent call last)" in loud.stderr and "raise ZeroDivisionError" in loud.stderr
+
+
+def test_no_ordinary_failure_exits_1(tmp_path: Path, capsys) -> None:
+    db = two_runs(tmp_path)
+    bad_budgets = tmp_path / "b.yml"
+    bad_budgets.write_text("default_p99_ms: [1, 2]\n")
+    damaged = tmp_path / "damaged.duckdb"
+    damaged.write_bytes(db.read_bytes()[:3000])
+    cases = {
+        ("best", "--db", str(tmp_path / "none.duckdb")): errors.EXIT_USAGE,
+        ("best", "--db", str(db), "--budgets", str(bad_budgets)): errors.EXIT_USAGE,
+        ("best", "--db", str(db), "--run", "../x"): errors.EXIT_USAGE,
+        ("best", "--db", str(damaged)): errors.EXIT_STORE,
+        ("report", "--db", str(db), "--out", str(bad_budgets)): errors.EXIT_FILESYSTEM,
+        ("ingest", str(tmp_path / "tree-2026-11-01"), "--db", str(bad_budgets / "s.duckdb")): errors.EXIT_FILESYSTEM,
+    }
+    for argv, code in cases.items():
+        assert main(list(argv)) == code, argv
+        err = capsys.readouterr().err
+        assert err.startswith("collect: ") and err.count("\n") == 1, (argv, err)
+
+
+def test_the_store_does_not_import_legacy_and_opening_never_migrates(tmp_path: Path, capsys) -> None:
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys, collect.store; print('collect.legacy' in sys.modules)"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.strip() == "False"
+    results = tmp_path / "results"
+    results.mkdir()
+    shutil.copy(LEGACY, results / "recbench.sqlite")
+    with Store(results / "recbench.duckdb") as store:  # the constructor opens; it does not migrate
+        assert store.count("instances") == 0
+    (results / "recbench.duckdb").unlink()
+    # the commands migrate first, as a step before opening: the same answer as before
+    assert main(["best", "--db", str(results / "recbench.duckdb"), "--run", "2026-11-01"]) == 0
+    out = capsys.readouterr()
+    assert "store: migrated 7 instances and 18 points" in out.err and "best throughput" in out.out
+
+
+def test_queries_go_through_the_store_not_its_connection() -> None:
+    for module in ("queries", "exchange", "legacy", "report", "twins", "changes", "aggregate", "nightly", "cli"):
+        text = (REPO / "collect" / f"{module}.py").read_text()
+        assert "store.db" not in text, module
