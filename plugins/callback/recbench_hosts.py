@@ -5,6 +5,7 @@ stage's pace when hosts do not wait for each other."""
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from datetime import UTC, datetime
@@ -22,6 +23,23 @@ description:
 requirements:
   - enabled in callbacks_enabled (ansible.cfg)
 """
+
+
+# ssh's own words for a refused host key. Its first line is the @@@@ banner of a changed key, which
+# says nothing; one of these lines says what was refused.
+HOST_KEY_LINE = re.compile(
+    r"Offending|has changed|key is known|Host key verification failed|REMOTE HOST IDENTIFICATION"
+)
+
+
+def reason(message: str) -> str:
+    """MESSAGE in one line of at most 300 characters: its first line, or, when ssh refused a host key,
+    its first line about the key (without the banner's @ signs)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    for line in lines:
+        if HOST_KEY_LINE.search(line):
+            return line.strip("@ \t")[:300]
+    return lines[0][:300] if lines else ""
 
 
 class CallbackModule(CallbackBase):
@@ -50,11 +68,10 @@ class CallbackModule(CallbackBase):
 
     def _remember(self, result, kind: str) -> None:  # noqa: ANN001 - Ansible's TaskResult
         host = result._host.get_name()
-        message = str(result._result.get("msg") or result._result.get("stderr") or "").strip()
-        first_line = message.splitlines()[0] if message else ""
+        message = str(result._result.get("msg") or result._result.get("stderr") or "")
         # When it was lost, in UTC: how long a silent host held the run is read from the log.
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self._lost[host] = (kind, result._task.get_name(), first_line[:300], stamp)
+        self._lost[host] = (kind, result._task.get_name(), reason(message), stamp)
 
     def v2_runner_on_failed(self, result, ignore_errors: bool = False) -> None:  # noqa: ANN001
         self._ended(result)

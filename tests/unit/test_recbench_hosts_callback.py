@@ -1,5 +1,6 @@
 """The recbench_hosts callback, in a real ansible-playbook run on three local hosts: the busiest host is
-named with its own time, and a failed host is listed with its task."""
+named with its own time, and a failed host is listed with its task; and the one-line reason it shows
+for a host whose ssh host key was refused."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import load_plugin
 
 pytestmark = pytest.mark.unit
 
@@ -41,3 +44,41 @@ def test_the_busiest_host_and_a_failed_one_are_named_after_the_recap(repo: Path,
     assert busiest, output
     assert busiest.group(1) == "b" and int(busiest.group(2)) >= 2
     assert re.search(r"c: failed at 'Fail on c' \(\S+Z\): c gave up", output), output
+
+
+callback = load_plugin("plugins/callback/recbench_hosts.py")
+
+# What Ansible reports for a host whose key is not the pinned one (OpenSSH 9, StrictHostKeyChecking=yes).
+CHANGED_KEY = (
+    "Failed to connect to the host via ssh: @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\r\n"
+    "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r\n"
+    "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\r\n"
+    "IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!\r\n"
+    "The fingerprint for the ED25519 key sent by the remote host is\r\nSHA256:abc.\r\n"
+    "Offending ED25519 key in /home/u/.ssh/known_hosts:3\r\n"
+    "Host key for [127.0.0.1]:2201 has changed and you have requested strict checking.\r\n"
+    "Host key verification failed."
+)
+UNKNOWN_KEY = (
+    "Failed to connect to the host via ssh: No ED25519 host key is known for [127.0.0.1]:2202 and you have "
+    "requested strict checking.\r\n"
+    "Host key verification failed."
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "shown"),
+    [
+        (CHANGED_KEY, "WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!"),
+        (CHANGED_KEY.replace("REMOTE HOST IDENTIFICATION", "remote host identification"),
+         "Offending ED25519 key in /home/u/.ssh/known_hosts:3"),
+        (UNKNOWN_KEY, UNKNOWN_KEY.splitlines()[0]),
+        ("Failed to connect to the host via ssh: ssh: connect to host b port 22: Connection refused\n  more",
+         "Failed to connect to the host via ssh: ssh: connect to host b port 22: Connection refused"),
+        ("\n  c gave up  \nsecond line", "c gave up"),
+        ("", ""),
+        ("x" * 400, "x" * 300),
+    ],
+)  # fmt: skip
+def test_a_refused_host_key_is_shown_by_sshs_line_about_the_key_not_its_banner(message: str, shown: str) -> None:
+    assert callback.reason(message) == shown
