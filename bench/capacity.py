@@ -11,22 +11,21 @@ level comes next and what the outcome means. Standard library only: it runs on t
    throughput grows at most in proportion to the level, so a narrower gap cannot gain more).
 
 The capacity is the best throughput among the measured levels within the budget. It is **valid**
-when at least MIN_REQUESTS requests were measured at its level: the least with which MLPerf
-LoadGen's early-stopping criterion bounds a 99th percentile at 99 % confidence (n >= ln(1 - 0.99) /
-ln(0.99), no request allowed over the bound); the budget met is in its definition, and perf_analyzer
+when enough requests were measured at its level (bench.records.enough_requests: MLPerf LoadGen's
+early-stopping bound for a 99th percentile); the budget met is in its definition, and perf_analyzer
 reports only levels that met its stability rule (the others were retried with longer windows, then
-recorded as unmeasurable). An invalid outcome keeps its numbers and says why.
+recorded as unmeasurable). An invalid outcome keeps its numbers and says why; its record is
+bench.records.CapacitySearch.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-CONFIDENCE, PERCENTILE = 0.99, 0.99
-MIN_REQUESTS = math.ceil(math.log(1 - CONFIDENCE) / math.log(PERCENTILE))  # 459
-SEARCH_KINDS = ("grid", "capacity")
+from bench.records import MIN_REQUESTS, CapacitySearch, Level, enough_requests
+
 DEFAULT_MIN_GAIN_PERCENT = 5.0
 DEFAULT_MAX_CONCURRENCY = 256
 
@@ -36,18 +35,6 @@ def most_levels(max_concurrency: int) -> int:
     last doubling's gap (what bounds the time a search may take)."""
     doublings = math.ceil(math.log2(max_concurrency)) + 1 if max_concurrency > 1 else 1
     return doublings + max(0, math.ceil(math.log2(max(max_concurrency // 2, 1))))
-
-
-@dataclass(frozen=True)
-class Level:
-    """One measured level: what perf_analyzer reported for it."""
-
-    level: int
-    throughput: float  # inferences per second
-    p50_us: float
-    p99_us: float
-    requests: int  # requests in the stable windows the numbers come from
-    windows: int = 0
 
 
 @dataclass
@@ -80,25 +67,26 @@ class Outcome:
                 f"no level within the budget: level {first.level} has p99 {first.p99_us / 1000:.1f} ms"
                 f" > {self.budget_ms:g} ms"
             )
-        if best.requests < MIN_REQUESTS:
+        if not enough_requests(best.requests):
             return f"too few requests for a p99 at level {best.level}: {best.requests} < {MIN_REQUESTS}"
         return ""
 
-    def record(self) -> dict:
+    def record(self, seconds: float | None = None) -> CapacitySearch:
         best = self.best
-        return {
-            "kind": "capacity",
-            "p99_budget_ms": self.budget_ms,
-            "valid": not self.reason,
-            "reason": self.reason,
-            "capacity": best.throughput if best else None,
-            "level": asdict(best) if best else None,
-            "curve": [asdict(m) for m in sorted(self.levels, key=lambda m: m.level)],
-            "unmeasured": sorted(self.unmeasured),
-            "windows": sum(m.windows for m in self.levels),
-            "stopped": self.stopped,
-            "min_requests": MIN_REQUESTS,
-        }
+        return CapacitySearch(
+            kind="capacity",
+            p99_budget_ms=self.budget_ms,
+            valid=not self.reason,
+            reason=self.reason,
+            capacity=best.throughput if best else None,
+            level=best,
+            curve=sorted(self.levels, key=lambda m: m.level),
+            unmeasured=sorted(self.unmeasured),
+            windows=sum(m.windows for m in self.levels),
+            stopped=self.stopped,
+            min_requests=MIN_REQUESTS,
+            seconds=seconds,
+        )
 
 
 class SearchCut(Exception):

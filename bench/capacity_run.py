@@ -9,10 +9,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bench.capacity import Level, SearchCut, search
+from bench.capacity import SearchCut, search
 from bench.hostfact import read_host_fact
 from bench.instance import REQUEST_COUNT, UNSTABLE, WINDOW, record_instance, run_attempt
 from bench.layout import CSV_NAME, now, write_rows
+from bench.records import Level
 
 
 def run_capacity_instance(job: dict, instance: dict, staging: Path, final: Path) -> dict:
@@ -63,8 +64,8 @@ def run_capacity_instance(job: dict, instance: dict, staging: Path, final: Path)
     )
     if header and rows:
         write_rows(staging / CSV_NAME, header, [rows[level] for level in sorted(rows)])
-    record = outcome.record() | {"seconds": round(time.monotonic() - began_search, 3)}
-    extra: dict = {"search": record}
+    record = outcome.record(seconds=round(time.monotonic() - began_search, 3))
+    extra: dict = {"search": record.to_json()}
     if outcome.error:
         extra["status"] = "failed"
     if facts_at_start is not None:

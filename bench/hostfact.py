@@ -25,7 +25,13 @@ def read_host_fact(command: str = DEFAULT_FACT) -> dict:
     if proc.returncode != 0:
         return {"error": f"{command}: exit {proc.returncode}: {proc.stderr.strip()[-200:]}"}
     try:
-        fact = json.loads(proc.stdout)
-    except ValueError as err:
-        return {"error": f"{command}: not JSON: {err}"}
+        # strict: a NaN or a lone surrogate would make the result it is recorded in unwritable
+        fact = json.loads(proc.stdout, parse_constant=_refuse)
+        json.dumps(fact, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError) as err:
+        return {"error": f"{command}: not JSON: {str(err)[:200]}"}
     return fact if isinstance(fact, dict) else {"error": f"{command}: not a JSON object"}
+
+
+def _refuse(name: str) -> None:
+    raise ValueError(f"{name} is not a number")

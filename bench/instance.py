@@ -119,10 +119,10 @@ def record_instance(
     started: str,
     extra: dict,
 ) -> dict:
-    """Write metadata.json into the staging directory and publish it under its final name."""
+    """Write metadata.json (an InstanceRecord) into the staging directory and publish it under its final
+    name."""
     meta = instance_metadata(job, instance, expected, reached, attempts, started)
     if job.get("host_fact"):
         meta["host_facts"] = read_host_fact(job["host_fact"])
     meta |= extra
-    publish_instance(staging, final, meta)
-    return {**meta, "skipped": False}
+    return {**publish_instance(staging, final, meta).to_json(), "skipped": False}

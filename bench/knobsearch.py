@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from bench.records import KnobMeasured, KnobSearchRecord
+
 KNOBS = ("batch_size", "intra", "inter", "xla", "onednn", "instances_per_node")
 KNOB_SEARCHES = ("grid", "coordinate")
 DEFAULT_KNOB_BUDGET = 8
@@ -74,16 +76,19 @@ def plan(
             return None, f"a pass over {', '.join(knobs)} gained less than {min_gain_percent:g} %"
 
 
-def record(configs: Sequence[Mapping], capacities: Mapping[str, float | None], budget: int) -> dict:
+def record(
+    configs: Sequence[Mapping], capacities: Mapping[str, float | None], budget: int, group: str = ""
+) -> KnobSearchRecord:
     """What the search measured, in order, its best and why it stopped (written beside the results)."""
     _, why = plan(configs, capacities, budget)
     valid = {cid: cap for cid, cap in capacities.items() if cap is not None}
     best = max(valid, key=valid.__getitem__) if valid else None
-    return {
-        "knob_search": "coordinate",
-        "budget_configs": budget,
-        "space": len(configs),
-        "measured": [{"config_id": cid, "capacity": cap} for cid, cap in capacities.items()],
-        "best": {"config_id": best, "capacity": valid[best]} if best else None,
-        "stopped": why,
-    }
+    return KnobSearchRecord(
+        knob_search="coordinate",
+        budget_configs=budget,
+        space=len(configs),
+        measured=[KnobMeasured(config_id=cid, capacity=cap) for cid, cap in capacities.items()],
+        best=KnobMeasured(config_id=best, capacity=valid[best]) if best else None,
+        stopped=why,
+        group=group,
+    )

@@ -1,6 +1,6 @@
 """The results layout: where every result lies, what its files are called, what its metadata says.
 The host-side runners write through these functions and the collector reads with these names;
-nothing else spells them.
+nothing else spells them. What the files hold is bench.records' (the results contract).
 
     <results_root>/<run_id>/<host>/<model>/<config_id>/<instance>/{perf.csv, metadata.json, attempt-N.*}
     <results_root>/<run_id>/<host>/<model>/train/{<mode>.json, export.json}
@@ -11,57 +11,23 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-# Version of metadata.json and of the train records; a reader refuses what it does not know.
-SCHEMA = 1
+from bench.records import SCHEMA, InstanceRecord, Record
+
 CSV_NAME = "perf.csv"
 META_NAME = "metadata.json"
 SERVER_ERROR_NAME = "server-error.log"
 TRAIN_DIR = "train"
 EXPORT_RECORD = "export.json"
-# How an instance ended: every level reached, some, or none.
-STATUSES = ("complete", "partial", "failed")
-# What metadata.json always holds (the runner adds attempts, times, versions and host facts).
-METADATA_KEYS = (
-    "run_id",
-    "host",
-    "model",
-    "config_id",
-    "config",
-    "instance",
-    "status",
-    "levels_expected",
-    "levels_reached",
-    "levels_failed",
-)
 # Directories whose name starts with this are unfinished work: never read, never fetched.
 STAGING_PREFIX = "."
-RANGE = re.compile(r"^(\d+):(\d+)(?::(\d+))?$")
 
 
 def now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def parse_range(text: str) -> tuple[int, int, int]:
-    """`start:end[:step]` of perf_analyzer's --concurrency-range, checked."""
-    match = RANGE.match(text)
-    if not match:
-        raise ValueError(f"concurrency range {text!r} is not start:end[:step]")
-    start, end, step = int(match.group(1)), int(match.group(2)), int(match.group(3) or 1)
-    if start < 1 or end < start or step < 1:
-        raise ValueError(f"concurrency range {text!r} needs 1 <= start <= end and step >= 1")
-    return start, end, step
-
-
-def levels_of(concurrency_range: str) -> list[int]:
-    start, end, step = parse_range(concurrency_range)
-    return list(range(start, end + 1, step))
 
 
 def run_dir(results_root: Path, run_id: str, host: str) -> Path:
@@ -92,11 +58,11 @@ def is_staging(path: Path) -> bool:
     return path.name.startswith(STAGING_PREFIX)
 
 
-def write_json(path: Path, data: dict) -> None:
+def write_record(path: Path, record: Record) -> None:
     """Atomically: a reader sees the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.write_text(record.to_text())
     os.replace(tmp, path)
 
 
@@ -120,10 +86,13 @@ def write_rows(path: Path, header: list[str], rows: list[dict[str, str]]) -> Non
 def instance_metadata(
     job: dict, instance: dict, expected: list[int], reached: list[int], attempts: list[dict], started: str
 ) -> dict:
-    """metadata.json of one instance: what was asked, what was reached, and the job's own metadata."""
+    """metadata.json of one instance as a mapping: what was asked, what was reached, and the job's own
+    metadata (open keys: versions, machine, sweep profile). `publish_instance` checks it as an
+    InstanceRecord before anything is written."""
     config = job["config"]
     failed = [level for level in expected if level not in reached]
     return {
+        **{k: v for k, v in job.get("metadata", {}).items() if k != "status"},
         "schema": SCHEMA,
         "run_id": job["run_id"],
         "host": job["host"],
@@ -138,11 +107,13 @@ def instance_metadata(
         "attempts": attempts,
         "started_at": started,
         "finished_at": now(),
-        **{k: v for k, v in job.get("metadata", {}).items() if k != "status"},
     }
 
 
-def publish_instance(staging: Path, final: Path, metadata: dict) -> None:
-    """Write metadata.json last, then rename the staging directory: a reader never sees half a result."""
-    (staging / META_NAME).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+def publish_instance(staging: Path, final: Path, metadata: dict | InstanceRecord) -> InstanceRecord:
+    """Check the metadata as an InstanceRecord, write metadata.json last, then rename the staging
+    directory: a reader never sees half a result, nor one the contract refuses."""
+    record = metadata if isinstance(metadata, InstanceRecord) else InstanceRecord.from_json(metadata)
+    (staging / META_NAME).write_text(record.to_text())
     os.replace(staging, final)
+    return record

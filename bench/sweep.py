@@ -30,15 +30,8 @@ from bench.capacity_run import run_capacity_instance
 from bench.hostfact import read_host_fact
 from bench.instance import record_instance, run_attempt
 from bench.jobfile import load_job
-from bench.layout import (
-    CSV_NAME,
-    META_NAME,
-    SERVER_ERROR_NAME,
-    levels_of,
-    now,
-    staging_dir,
-    write_rows,
-)
+from bench.layout import CSV_NAME, META_NAME, SERVER_ERROR_NAME, now, staging_dir, write_rows
+from bench.records import CapacitySearch, InstanceRecord, levels_of, load
 
 REQUIRED = ("run_id", "host", "model", "config", "results_dir", "instances")
 DEFAULTS = {"timeout_s": facts.CLIENT_TIMEOUT_S, "retries": facts.CLIENT_RETRIES, "perf_analyzer": "perf_analyzer"}
@@ -48,7 +41,7 @@ def run_instance(job: dict, instance: dict, results_dir: Path) -> dict:
     """Measure one instance; return its metadata (also written to metadata.json)."""
     final = results_dir / instance["name"]
     if (final / META_NAME).is_file():
-        meta = json.loads((final / META_NAME).read_text())
+        meta = load(InstanceRecord, (final / META_NAME).read_text()).to_json()
         return {**meta, "skipped": True}
     staging = staging_dir(final)
     shutil.rmtree(staging, ignore_errors=True)
@@ -62,7 +55,10 @@ def run_instance(job: dict, instance: dict, results_dir: Path) -> dict:
         extra: dict = {"server_error": job["server_error"]}
         if capacity:
             reason = f"the servers never became ready: {job['server_error']}"
-            extra |= {"status": "failed", "search": {"kind": "capacity", "valid": False, "reason": reason}}
+            search = CapacitySearch(
+                kind="capacity", valid=False, reason=reason, p99_budget_ms=float(config["p99_budget_ms"])
+            )
+            extra |= {"status": "failed", "search": search.to_json()}
         return record_instance(job, instance, staging, final, expected, [], [], now(), extra)
     if capacity:
         return run_capacity_instance(job, instance, staging, final)

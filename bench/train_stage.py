@@ -31,9 +31,12 @@ from pathlib import Path
 from bench import facts
 from bench.hostfact import read_host_fact
 from bench.jobfile import load_job
-from bench.layout import SCHEMA, export_record_path, now, train_record_path, write_json
+from bench.layout import export_record_path, now, train_record_path, write_record
+from bench.records import ExportRecord, ModelCard, TrainerRecord, TrainRecord, load
 
 TAIL_LINES = 20
+TRAINER_RECORD = facts.TRAIN_RECORD_NAME  # what modelzoo.train writes beside its checkpoint
+MODEL_CARD = facts.MODEL_CARD_NAME  # what modelzoo.export writes into a version directory
 
 
 def next_version(base: Path) -> int:
@@ -55,6 +58,15 @@ def modelzoo(job: dict, args: list[str], cpus: str) -> tuple[int | None, str, fl
     return code, output, round(time.monotonic() - began, 3)
 
 
+def trainer_record_path(work: Path, model: str) -> Path:
+    """Where the model zoo's trainer leaves its record (modelzoo.train.record_path)."""
+    return work / model / TRAINER_RECORD
+
+
+def read_model_card(version_dir: Path) -> ModelCard:
+    return load(ModelCard, (version_dir / MODEL_CARD).read_text())
+
+
 def tail(output: str) -> list[str]:
     return output.strip().splitlines()[-TAIL_LINES:]
 
@@ -63,7 +75,7 @@ def train_mode(job: dict, model: str, mode: dict, results: Path) -> str:
     """Train MODEL pinned as MODE says; return its status. A record already there is kept as it is."""
     record_path = train_record_path(results, model, mode["mode"])
     if record_path.is_file():
-        return json.loads(record_path.read_text())["status"]
+        return load(TrainRecord, record_path.read_text()).status
     work = Path(job["work_dir"]) / mode["mode"]
     shutil.rmtree(work / model, ignore_errors=True)  # a run cut short leaves a stale checkpoint
     data = job["data"][model]
@@ -71,8 +83,7 @@ def train_mode(job: dict, model: str, mode: dict, results: Path) -> str:
     args += [f"--{key.replace('_', '-')}={job['train'][key]}" for key in sorted(job["train"])]
     started = now()
     code, output, seconds = modelzoo(job, args, mode.get("cpus", ""))
-    record: dict = {
-        "schema": SCHEMA,
+    measured = {
         "run_id": job["run_id"],
         "host": job["host"],
         "model": model,
@@ -86,21 +97,23 @@ def train_mode(job: dict, model: str, mode: dict, results: Path) -> str:
         "finished_at": now(),
         "host_facts": read_host_fact(job["host_fact"]) if job.get("host_fact") else {},
     }
-    trainer_record = work / model / "train_record.json"
+    trainer_record = trainer_record_path(work, model)
     if code == 0 and trainer_record.is_file():
-        record |= {"status": "complete", "trainer": json.loads(trainer_record.read_text())}
-        record["throughput_examples_per_s"] = record["trainer"].get("throughput_examples_per_s")
+        trainer = load(TrainerRecord, trainer_record.read_text())
+        record = TrainRecord(
+            **measured, status="complete", trainer=trainer, throughput_examples_per_s=trainer.throughput_examples_per_s
+        )
     else:
-        record |= {"status": "failed", "output_tail": tail(output)}
-    write_json(record_path, record)
-    return record["status"]
+        record = TrainRecord(**measured, status="failed", output_tail=tail(output))
+    write_record(record_path, record)
+    return record.status
 
 
 def export_model(job: dict, model: str, results: Path) -> str:
     """Export the export mode's training as the next version under models_dir; return the status."""
     record_path = export_record_path(results, model)
     if record_path.is_file():
-        return json.loads(record_path.read_text())["status"]
+        return load(ExportRecord, record_path.read_text()).status
     work = Path(job["work_dir"]) / job["export_mode"]
     base = Path(job["models_dir"]) / model
     base.mkdir(parents=True, exist_ok=True)
@@ -109,25 +122,30 @@ def export_model(job: dict, model: str, results: Path) -> str:
     code, output, seconds = modelzoo(
         job, ["export", f"--model={model}", f"--output={work}", f"--version={version}"], ""
     )
-    record: dict = {"schema": SCHEMA, "run_id": job["run_id"], "host": job["host"], "model": model, "seconds": seconds}
+    who = {"run_id": job["run_id"], "host": job["host"], "model": model, "seconds": seconds}
     exported = work / model / str(version)
     if code == 0 and exported.is_dir():
         # Same file system (both under the recbench base directory): the rename is atomic.
         os.replace(exported, base / str(version))
-        card = json.loads((base / str(version) / "model_card.json").read_text())
-        record |= {"status": "complete", "version": version, "path": str(base / str(version)), "model_card": card}
-        record["source"] = {"host": job["host"], "mode": job["export_mode"]}
+        record = ExportRecord(
+            **who,
+            status="complete",
+            version=version,
+            path=str(base / str(version)),
+            model_card=read_model_card(base / str(version)),
+            source={"host": job["host"], "mode": job["export_mode"]},
+        )
     else:
-        record |= {"status": "failed", "exit_code": code, "output_tail": tail(output)}
-    write_json(record_path, record)
-    return record["status"]
+        record = ExportRecord(**who, status="failed", exit_code=code, output_tail=tail(output))
+    write_record(record_path, record)
+    return record.status
 
 
 def install_canonical(job: dict, model: str, archive: Path, results: Path) -> str:
     """Install the canonical SavedModel of MODEL (a tar.gz of one version directory) as the next version."""
     record_path = export_record_path(results, model)
     if record_path.is_file():
-        return json.loads(record_path.read_text())["status"]
+        return load(ExportRecord, record_path.read_text()).status
     base = Path(job["models_dir"]) / model
     base.mkdir(parents=True, exist_ok=True)
     version = next_version(base)
@@ -142,22 +160,18 @@ def install_canonical(job: dict, model: str, archive: Path, results: Path) -> st
     (source,) = [p for p in staging.iterdir() if p.is_dir()]  # the archive holds one version directory
     os.replace(source, base / str(version))
     staging.rmdir()
-    card = json.loads((base / str(version) / "model_card.json").read_text())
-    write_json(
-        record_path,
-        {
-            "schema": SCHEMA,
-            "run_id": job["run_id"],
-            "host": job["host"],
-            "model": model,
-            "status": "complete",
-            "version": version,
-            "path": str(base / str(version)),
-            "model_card": card,
-            "source": {"canonical_archive": str(archive), "host": job.get("canonical_host", "")},
-        },
+    record = ExportRecord(
+        run_id=job["run_id"],
+        host=job["host"],
+        model=model,
+        status="complete",
+        version=version,
+        path=str(base / str(version)),
+        model_card=read_model_card(base / str(version)),
+        source={"canonical_archive": str(archive), "host": job.get("canonical_host", "")},
     )
-    return "complete"
+    write_record(record_path, record)
+    return record.status
 
 
 def run_job(job: dict) -> dict:

@@ -7,6 +7,8 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import facts
+from bench.records import ModelCard
 from modelzoo import __version__
 from modelzoo.graph import OUTPUT_NAME, build_graph
 from modelzoo.tfcompat import tf
@@ -75,6 +77,6 @@ def export(model: str, output: Path, version: int | None = None) -> Path:
         "versions": {**record["versions"], "exported_with_tensorflow": tf.__version__, "modelzoo": __version__},
         "exported_at": datetime.now(UTC).isoformat(),
     }
-    (staging / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
+    (staging / facts.MODEL_CARD_NAME).write_text(ModelCard.from_json(card).to_text())  # checked by the contract
     staging.rename(target)  # TF-Serving never sees a half-written version
     return target

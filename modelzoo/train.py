@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 import socket
 import time
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import facts
+from bench.records import TrainerRecord
 from modelzoo import __version__
 from modelzoo.config import dataset_of, load_config
 from modelzoo.graph import ModelGraph, build_graph, session_config
@@ -43,7 +46,7 @@ def checkpoint_prefix(output: Path, model: str) -> Path:
 
 
 def record_path(output: Path, model: str) -> Path:
-    return model_dir(output, model) / "train_record.json"
+    return model_dir(output, model) / facts.TRAIN_RECORD_NAME
 
 
 def shuffled(batches: Iterator[Batch], rng: np.random.Generator, batch_size: int) -> Iterator[Batch]:
@@ -153,14 +156,11 @@ def train(
             )
             eval_record = {
                 "data": str(eval_data),
-                "auc": auc(eval_labels, eval_predictions),
-                "log_loss": log_loss(eval_labels, eval_predictions),
+                "auc": _finite(auc(eval_labels, eval_predictions)),  # one class only: no AUC
+                "log_loss": _finite(log_loss(eval_labels, eval_predictions)),
                 **eval_stats.as_record(),
             }
-            log(
-                f"{model}: eval AUC {eval_record['auc']:.4f} log loss {eval_record['log_loss']:.4f} "
-                f"on {eval_stats.rows} rows"
-            )
+            log(f"{model}: eval AUC {eval_record['auc']} log loss {eval_record['log_loss']} on {eval_stats.rows} rows")
     record = {
         "model": model,
         "dataset": dataset.name,
@@ -172,7 +172,7 @@ def train(
         "examples": examples,
         "seconds": seconds,
         "throughput_examples_per_s": examples / seconds if seconds > 0 else None,
-        "final_loss": float(np.mean(losses[-50:])),
+        "final_loss": _finite(float(np.mean(losses[-50:]))) if losses else None,
         "seed": seed,
         "threads": {"intra_op": intra, "inter_op": inter},
         "hyperparameters": config,
@@ -183,10 +183,15 @@ def train(
     }
     path = record_path(output, model)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.write_text(TrainerRecord.from_json(record).to_text())  # the results contract checks it first
     tmp.replace(path)
     log(f"{model}: {step} steps, {record['throughput_examples_per_s']:,.0f} examples/s; record {path}")
     return TrainResult(record, eval_labels, eval_predictions)
+
+
+def _finite(value: float) -> float | None:
+    """A diverged training's loss is NaN: the record says null rather than a number JSON has not."""
+    return value if math.isfinite(value) else None
 
 
 def evaluate(

@@ -25,6 +25,7 @@ def simulated_metadata(
         "model": model,
         "config": {
             "config_id": config,
+            "model": model,
             "mode": "entire",
             "batch_size": batch_size,
             "concurrency_range": concurrency_range,
@@ -32,6 +33,13 @@ def simulated_metadata(
             "inter": 0,
             "xla": False,
             "onednn": False,
+            "measurement_interval_ms": 1000,
+            "stability_percentage": 10,
+            "max_trials": 10,
+            "latency_threshold_ms": 300,
+            "percentile": 99,
+            "request_distribution": "constant",
+            "input_data": "random",
         },
     }
     expected = sorted(reached + failed)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.capacity import MIN_REQUESTS, Level, SearchCut, search
+from bench.capacity import MIN_REQUESTS, SearchCut, search
+from bench.records import Level
 from sim.known_curve.server import Curve, expected_level
 
 pytestmark = pytest.mark.unit
@@ -30,7 +31,7 @@ def test_the_search_finds_the_best_level_within_the_budget(budget_ms: float) -> 
     outcome = search(on(curve, asked=asked), budget_ms, min_gain_percent=1, max_concurrency=64)
     level, rate = expected_level(curve, budget_ms, 1, 64)
     assert (outcome.best.level, outcome.best.throughput) == (level, pytest.approx(rate, rel=0.01))
-    assert outcome.record()["valid"], outcome.reason
+    assert outcome.record().to_json()["valid"], outcome.reason
     assert len(asked) <= 12 and len(set(asked)) == len(asked), asked  # a level is measured once
 
 
@@ -44,14 +45,14 @@ def test_growth_stops_when_throughput_no_longer_gains() -> None:
 
 def test_a_budget_no_level_meets_is_invalid_and_says_why() -> None:
     outcome = search(on(Curve(base_ms=50)), 20)
-    record = outcome.record()
+    record = outcome.record().to_json()
     assert not record["valid"] and record["capacity"] is None
     assert record["reason"] == "no level within the budget: level 1 has p99 50.0 ms > 20 ms"
     assert [m["level"] for m in record["curve"]] == [1]
 
 
 def test_too_few_requests_make_the_capacity_invalid_but_keep_it() -> None:
-    record = search(on(Curve(), window_s=0.1), 60).record()
+    record = search(on(Curve(), window_s=0.1), 60).record().to_json()
     assert record["capacity"] > 0 and not record["valid"]
     assert f"< {MIN_REQUESTS}" in record["reason"]
 
@@ -74,6 +75,6 @@ def test_a_lost_server_cuts_the_search_keeping_its_levels() -> None:
             raise SearchCut("level 4: connection refused")
         return measure(level)
 
-    record = search(dying, 1000).record()
+    record = search(dying, 1000).record().to_json()
     assert [m["level"] for m in record["curve"]] == [1, 2]
     assert not record["valid"] and record["reason"] == "search cut short: level 4: connection refused"

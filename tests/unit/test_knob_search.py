@@ -72,6 +72,6 @@ def test_no_valid_capacity_stops_and_the_record_says_what_was_measured() -> None
     configs = space()[:2]
     capacities = {c["config_id"]: None for c in configs}
     assert plan(configs, capacities) == (None, "no config has a valid capacity")
-    written = record(configs, capacities, 8)
+    written = record(configs, capacities, 8).to_json()
     assert written["best"] is None and [m["config_id"] for m in written["measured"]] == ["c0", "c1"]
     assert plan([configs[0]], {"c0": 5.0}) == (None, "nothing to search: every knob has one value")

@@ -131,16 +131,24 @@ def slurped(*searches: dict) -> list[dict]:
     return [{"content": base64.b64encode(json.dumps({"search": s}).encode()).decode()} for s in searches]
 
 
+def search_record(capacity: float, valid: bool = True) -> dict:
+    level = {"level": 4, "throughput": capacity, "p50_us": 1000.0, "p99_us": 2000.0, "requests": 5000}
+    return {"kind": "capacity", "valid": valid, "capacity": capacity, "level": level, "p99_budget_ms": 10.0}
+
+
 def test_a_configs_capacity_is_the_sum_of_its_valid_instances_or_none() -> None:
-    ok = {"valid": True, "capacity": 100.0}
-    assert knobs.sweep_machine_capacity(slurped(ok, {"valid": True, "capacity": 50.5})) == 150.5
-    assert knobs.sweep_machine_capacity(slurped(ok, {"valid": False, "capacity": 80.0})) is None
+    ok = search_record(100.0)
+    assert knobs.sweep_machine_capacity(slurped(ok, search_record(50.5))) == 150.5
+    assert knobs.sweep_machine_capacity(slurped(ok, search_record(80.0, valid=False))) is None
+    # a record the contract refuses (a NaN capacity, a string for a number) is no capacity to trust
+    assert knobs.sweep_machine_capacity(slurped(ok, {**search_record(1.0), "capacity": "lots"})) is None
+    assert knobs.sweep_machine_capacity(slurped(ok, {**search_record(1.0), "capacity": float("nan")})) is None
     assert knobs.sweep_machine_capacity([*slurped(ok), {"failed": True, "msg": "file not found"}]) is None
     assert knobs.sweep_machine_capacity([]) is None
 
 
 def test_a_knob_step_names_the_next_config_and_where_the_record_goes() -> None:
-    from bench.sweeps import configs_for
+    from bench.controller.sweeps import configs_for
 
     configs = [c.as_record() for c in configs_for(["dlrm"], profile="ci-capacity")]
     first = knobs.sweep_knob_step(configs, {})

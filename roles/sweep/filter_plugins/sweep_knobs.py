@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bench.knobsearch import plan, record
 from bench.layout import knob_search_record_path
+from bench.records import CapacitySearch, RecordError, machine_capacity
 
 
 def sweep_knob_step(configs: list[dict], capacities: dict[str, float | None]) -> dict:
@@ -21,23 +22,25 @@ def sweep_knob_step(configs: list[dict], capacities: dict[str, float | None]) ->
     return {
         "config": config,
         "why": why,
-        "record": record(configs, capacities, budget) | {"group": first.get("knob_group", "")},
+        "record": record(configs, capacities, budget, first.get("knob_group", "")).to_json(),
         "record_path": str(knob_search_record_path(Path("."), first["model"], first["mode"])),
     }
 
 
 def sweep_machine_capacity(slurped: list[dict]) -> float | None:
-    """The valid capacity of a config (the sum over its instances), or None when any instance's search
-    is invalid, failed or missing. SLURPED: the results of ansible.builtin.slurp over its metadata.json."""
-    total = 0.0
+    """The valid capacity of a config (bench.records.machine_capacity: the sum over its instances), or
+    None when any instance's search is invalid, failed, missing or its record broken. SLURPED: the
+    results of ansible.builtin.slurp over its metadata.json."""
+    searches = []
     for result in slurped:
         if result.get("failed") or "content" not in result:
             return None
-        search = json.loads(base64.b64decode(result["content"])).get("search") or {}
-        if not search.get("valid") or search.get("capacity") is None:
-            return None
-        total += float(search["capacity"])
-    return total if slurped else None
+        try:
+            search = CapacitySearch.from_json(json.loads(base64.b64decode(result["content"])).get("search"), "search")
+        except (RecordError, ValueError, AttributeError):
+            return None  # no search, or a record the contract refuses: no capacity to trust
+        searches.append((search.capacity, search.valid))
+    return machine_capacity(searches)
 
 
 class FilterModule:
