@@ -10,8 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.sweeps import CAPACITY_ID_SQL
+from bench.controller.sweeps import CAPACITY_ID_MARK
 from collect.store import KNOBS, Store
+
+# A capacity search's config id says so (bench.controller.sweeps): `dlrm-entire-b256-cap300ms-a396733615`.
+CAPACITY_ID_SQL = rf"regexp_matches(config_id, '-b[0-9]+-{CAPACITY_ID_MARK}[0-9.e+]+ms-[0-9a-f]+$')"
 
 
 def runs_filter(runs: list[str] | None) -> tuple[str, list[str]]:

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from bench import facts
+from bench.controller.sweeps import configs_for
 from bench.layout import META_NAME, knob_search_record_path
-from bench.sweeps import configs_for
 from sim.fleet.fleet import Fleet
 from sim.fleet.podman import podman
 from tests.browser import html_attribute, rendered_dom

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.controller.sweeps import configs_for
 from bench.sweep import run_job
-from bench.sweeps import configs_for
 from collect.cli import main as collect_main
 from collect.store import Store
 from sim.known_curve.server import Curve, expected_level, launch

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.controller.sweeps import configs_for
 from bench.sweep import main as sweep_main
 from bench.sweep import run_job
-from bench.sweeps import configs_for
 from modelzoo.config import dataset_of, load_config
 from modelzoo.export import export
 from modelzoo.perf_input import write_perf_input

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.sweeps import SWEEP_DIR, SweepError, configs_for, expand, load_definition, main
+from bench.controller.sweeps import SWEEP_DIR, SweepError, configs_for, expand, load_definition, main
 
 pytestmark = pytest.mark.unit
 
@@ -83,7 +83,7 @@ def test_a_capacity_search_covers_1_to_max_concurrency_under_a_budget_per_model(
         ({"search": "capacity", "p99_budget_ms": "60"}, "p99_budget_ms must be a float, not '60'"),
         ({"search": "hill"}, "search must be grid or capacity, not 'hill'"),
         ({"p99_budget_ms": 60}, "p99_budget_ms only mean something with search: capacity"),
-        ({"search": "capacity", "p99_budget_ms": 60, "max_concurrency": 0}, "max_concurrency must be 1 or more"),
+        ({"search": "capacity", "p99_budget_ms": 60, "max_concurrency": 0}, "max_concurrency must be 1 to 1024"),
         ({"instances_per_node": [0]}, "instances_per_node must be 1 to 10"),
         ({"instances_per_node": 2}, "instances_per_node must be a non-empty list of ints"),
         ({"knob_search": "coordinate"}, "knob_search: coordinate searches capacities: it needs search: capacity"),
@@ -150,3 +150,43 @@ def test_the_cli_names_a_bad_profile_in_one_line(capsys: pytest.CaptureFixture[s
     assert main(["--profile", "nosuch", "dlrm"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("sweeps: ") and "no such sweep profile" in err[0]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"search": "capacity", "p99_budget_ms": float("nan")}, "p99_budget_ms must be a finite number, not nan"),
+        ({"search": "capacity", "p99_budget_ms": float("inf")}, "p99_budget_ms must be a finite number, not inf"),
+        ({"search": "capacity", "p99_budget_ms": -5.0}, "needs a positive p99_budget_ms"),
+        ({"search": "capacity", "p99_budget_ms": 60, "min_gain_percent": float("nan")}, "must be a finite number"),
+        ({"search": "capacity", "p99_budget_ms": 60, "max_concurrency": 100_000}, "max_concurrency must be 1 to 1024"),
+        ({"concurrency_ranges": ["1:1000000:1"]}, "goes past 1024, the most recbench measures"),
+        ({"concurrency_ranges": ["1:1000:2"]}, "has more than 256 levels"),
+        ({"concurrency_ranges": ["\u0661:\u0664"]}, "is not start:end[:step]"),  # Arabic-Indic digits
+        ({"batch_sizes": [10**12]}, "batch_sizes must be 1 to 65536"),
+        ({"intra": [10**9]}, "intra and inter are 0 (TF decides) to 4096"),
+        ({"measurement_interval_ms": 10**12}, "measurement_interval_ms: must be in 1..3600000"),
+    ],
+)
+def test_numbers_are_numbers_within_stated_bounds(tmp_path: Path, changes: dict, message: str) -> None:
+    write(tmp_path, "dlrm", changes)
+    with pytest.raises(SweepError) as caught:
+        configs_for(["dlrm"], directory=tmp_path)
+    assert message in str(caught.value)
+
+
+def test_an_alias_laden_file_gives_a_short_message_and_names_are_checked_before_paths(tmp_path: Path) -> None:
+    # a few hundred bytes of YAML whose value expands to millions of items when printed
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(8)
+    )
+    (tmp_path / "dlrm.yml").write_text(bomb + "model: dlrm\nbatch_sizes: *i\n")
+    with pytest.raises(SweepError) as caught:
+        load_definition("dlrm", directory=tmp_path)
+    assert len(str(caught.value)) < 400
+    for hostile in ("../dlrm", "/etc/passwd", "dlrm\n", ""):
+        with pytest.raises(SweepError, match="is not a name"):
+            load_definition(hostile, directory=tmp_path)
+    with pytest.raises(SweepError, match="profile '../ci' is not a name"):
+        load_definition("dlrm", profile="../ci", directory=tmp_path)

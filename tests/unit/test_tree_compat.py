@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from bench import facts
+from bench.controller.sweeps import configs_for
 from bench.sweep import run_job
-from bench.sweeps import configs_for
 from collect.ingest import ingest
 from collect.results import instance_dirs, load_instance
 from collect.store import Store

@@ -15,7 +15,8 @@ import sys
 import tarfile
 from pathlib import Path
 
-SKIP_DIRS = {"__pycache__"}
+# controller: the controller-only subpackage (bench/controller) never travels to the hosts.
+SKIP_DIRS = {"__pycache__", "controller"}
 SKIP_SUFFIXES = {".pyc", ".pyo"}
 
 

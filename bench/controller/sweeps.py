@@ -11,19 +11,32 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
+import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import yaml
 
-from bench.capacity import DEFAULT_MAX_CONCURRENCY, DEFAULT_MIN_GAIN_PERCENT, SEARCH_KINDS, most_levels
+from bench.capacity import DEFAULT_MAX_CONCURRENCY, DEFAULT_MIN_GAIN_PERCENT, most_levels
 from bench.facts import PORT_STEP
 from bench.knobsearch import DEFAULT_KNOB_BUDGET, KNOB_SEARCHES
-from bench.layout import levels_of, parse_range
+from bench.records import (
+    DISTRIBUTIONS,
+    INPUT_DATA,
+    MAX_BATCH_SIZE,
+    MAX_CONCURRENCY,
+    MAX_THREADS,
+    MODES,
+    NAME_PATTERN,
+    SEARCH_KINDS,
+    ConfigRecord,
+    RecordError,
+    levels_of,
+    parse_range,
+)
 
-SWEEP_DIR = Path(__file__).resolve().parents[1] / "playbooks" / "sweeps"
-MODES = ("single", "entire")
-DISTRIBUTIONS = ("constant", "poisson")
+SWEEP_DIR = Path(__file__).resolve().parents[2] / "playbooks" / "sweeps"
 
 # key -> (type, lists allowed); lists are the axes the configs are the product of.
 AXES = {
@@ -61,9 +74,8 @@ KNOB_SEARCH = {"knob_search": (str, "grid"), "knob_budget": (int, DEFAULT_KNOB_B
 
 
 # A capacity search's id says so, and under which budget: `dlrm-entire-b256-cap300ms-a396733615`. The
-# collector tells searches from grids by it (CAPACITY_ID_SQL), without reading every metadata.json.
+# collector tells searches from grids by it (collect.queries), without reading every metadata.json.
 CAPACITY_ID_MARK = "cap"
-CAPACITY_ID_SQL = rf"regexp_matches(config_id, '-b[0-9]+-{CAPACITY_ID_MARK}[0-9.e+]+ms-[0-9a-f]+$')"
 
 
 class SweepError(ValueError):
@@ -132,20 +144,38 @@ class SweepConfig:
         return f"{self.model}-{self.mode}" if self.knob_search == "coordinate" else ""
 
     def as_record(self) -> dict[str, object]:
-        """What the sweep role reads and metadata.json keeps; a grid config's is what it always was."""
+        """What the sweep role reads and metadata.json keeps (a bench.records.ConfigRecord, checked); a
+        grid config's is what it always was."""
         record: dict[str, object] = {"config_id": self.config_id, **self.knobs()}
         if self.search == "capacity":
             record["perf_analyzer_runs"] = self.perf_analyzer_runs
         if self.knob_group:
             record |= {"knob_group": self.knob_group, "knob_budget": self.knob_budget}
-        return record
+        try:
+            return ConfigRecord.from_json(record).to_json()
+        except RecordError as err:
+            raise SweepError(f"{self.model}: config {self.config_id}: {err}") from None
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    """A value as a message quotes it, bounded: an alias-laden YAML file never makes a huge message."""
+    text = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _number_ok(value: object) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
 
 
 def _load(path: Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise SweepError(f"{path}: not valid YAML: {err}") from None
+        raise SweepError(f"{path}: not valid YAML: {_clip(str(err))}") from None
     if not isinstance(data, dict):
         raise SweepError(f"{path}: expected a mapping of keys")
     return data
@@ -159,17 +189,19 @@ def _validate_search(path: Path, data: dict) -> None:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             continue
         if not isinstance(value, kind) or isinstance(value, bool):
-            raise SweepError(f"{path}: {key} must be a {kind.__name__}, not {value!r}")
+            raise SweepError(f"{path}: {key} must be a {kind.__name__}, not {_shown(value)}")
+        if not _number_ok(value):
+            raise SweepError(f"{path}: {key} must be a finite number, not {_shown(value)}")
     search = data.get("search", "grid")
     knob_search = data.get("knob_search", "grid")
     if knob_search not in KNOB_SEARCHES:
-        raise SweepError(f"{path}: knob_search must be {' or '.join(KNOB_SEARCHES)}, not {knob_search!r}")
+        raise SweepError(f"{path}: knob_search must be {' or '.join(KNOB_SEARCHES)}, not {_shown(knob_search)}")
     if knob_search != "grid" and search != "capacity":
         raise SweepError(f"{path}: knob_search: {knob_search} searches capacities: it needs search: capacity")
     if data.get("knob_budget", DEFAULT_KNOB_BUDGET) < 1:
         raise SweepError(f"{path}: knob_budget must be 1 or more configs")
     if search not in SEARCH_KINDS:
-        raise SweepError(f"{path}: search must be {' or '.join(SEARCH_KINDS)}, not {search!r}")
+        raise SweepError(f"{path}: search must be {' or '.join(SEARCH_KINDS)}, not {_shown(search)}")
     if search == "grid":
         extra = sorted(k for k in SEARCH if k != "search" and k in data)
         if extra:
@@ -180,14 +212,14 @@ def _validate_search(path: Path, data: dict) -> None:
         raise SweepError(f"{path}: search: capacity needs a positive p99_budget_ms (milliseconds)")
     if data.get("min_gain_percent", DEFAULT_MIN_GAIN_PERCENT) <= 0:
         raise SweepError(f"{path}: min_gain_percent must be positive")
-    if data.get("max_concurrency", DEFAULT_MAX_CONCURRENCY) < 1:
-        raise SweepError(f"{path}: max_concurrency must be 1 or more")
+    if not 1 <= data.get("max_concurrency", DEFAULT_MAX_CONCURRENCY) <= MAX_CONCURRENCY:
+        raise SweepError(f"{path}: max_concurrency must be 1 to {MAX_CONCURRENCY}")
 
 
 def _validate(path: Path, data: dict) -> None:
     unknown = set(data) - set(AXES) - set(SCALARS) - set(SEARCH) - set(KNOB_SEARCH) - set(OPTIONAL_AXES)
     if unknown:
-        raise SweepError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
+        raise SweepError(f"{path}: unknown key(s) {_clip(', '.join(sorted(map(str, unknown))))}")
     missing = (set(AXES) | set(SCALARS)) - set(data)
     if missing:
         raise SweepError(f"{path}: missing key(s) {', '.join(sorted(missing))}")
@@ -197,7 +229,7 @@ def _validate(path: Path, data: dict) -> None:
             raise SweepError(f"{path}: {key} must be a non-empty list")
         for value in values:
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                raise SweepError(f"{path}: {key} holds {value!r}, not a {kind.__name__}")
+                raise SweepError(f"{path}: {key} holds {_shown(value)}, not a {kind.__name__}")
     for key, (kind, _) in OPTIONAL_AXES.items():
         values = data.get(key, [1])
         if (
@@ -211,18 +243,21 @@ def _validate(path: Path, data: dict) -> None:
     for key, kind in SCALARS.items():
         value = data[key]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise SweepError(f"{path}: {key} must be a {kind.__name__}, not {value!r}")
+            raise SweepError(f"{path}: {key} must be a {kind.__name__}, not {_shown(value)}")
     checks = [
         (all(m in MODES for m in data["modes"]), f"modes must be among {', '.join(MODES)}"),
-        (all(b > 0 for b in data["batch_sizes"]), "batch_sizes must be positive"),
-        (all(t >= 0 for t in data["intra"] + data["inter"]), "intra and inter are 0 (TF decides) or more"),
+        (all(0 < b <= MAX_BATCH_SIZE for b in data["batch_sizes"]), f"batch_sizes must be 1 to {MAX_BATCH_SIZE}"),
+        (
+            all(0 <= t <= MAX_THREADS for t in data["intra"] + data["inter"]),
+            f"intra and inter are 0 (TF decides) to {MAX_THREADS}",
+        ),
         (data["measurement_interval_ms"] > 0, "measurement_interval_ms must be positive"),
         (0 < data["stability_percentage"] <= 100, "stability_percentage must be in 1..100"),
         (data["max_trials"] > 0, "max_trials must be positive"),
         (data["latency_threshold_ms"] > 0, "latency_threshold_ms must be positive"),
         (0 < data["percentile"] < 100, "percentile must be in 1..99"),
         (data["request_distribution"] in DISTRIBUTIONS, f"request_distribution must be {' or '.join(DISTRIBUTIONS)}"),
-        (data["input_data"] in ("random", "real"), "input_data must be random or real (rows from modelzoo perf-input)"),
+        (data["input_data"] in INPUT_DATA, "input_data must be random or real (rows from modelzoo perf-input)"),
     ]
     for ok, message in checks:
         if not ok:
@@ -236,6 +271,9 @@ def _validate(path: Path, data: dict) -> None:
 
 
 def load_definition(model: str, profile: str | None = None, directory: Path = SWEEP_DIR) -> dict:
+    for what, name in (("model", model), ("profile", profile or "none")):
+        if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
+            raise SweepError(f"{directory}: {what} {_shown(name)} is not a name (it would become a path)")
     path = directory / f"{model}.yml"
     if not path.is_file():
         raise SweepError(f"{path}: no sweep definition for model {model!r}")
@@ -285,6 +323,8 @@ def expand(definition: dict) -> list[SweepConfig]:
     ):
         config = SweepConfig(definition["model"], mode, rng, batch, intra, inter, xla, onednn, **scalars)
         configs.append(replace(config, instances_per_node=per_node))
+    for config in configs:
+        config.as_record()  # every config is a record the contract accepts, or the definition is wrong
     ids = [c.config_id for c in configs]
     if len(set(ids)) != len(ids):
         raise SweepError(f"{definition['model']}: the definition lists the same config twice")
@@ -296,11 +336,12 @@ def configs_for(models: list[str], profile: str | None = None, directory: Path =
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m bench.sweeps --profile ci dlrm dssm`: the configs as a JSON list (the sweep role's input)."""
+    """`python -m bench.controller.sweeps --profile ci dlrm dssm`: the configs as a JSON list (the sweep
+    role's input)."""
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m bench.sweeps", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.controller.sweeps", description=main.__doc__)
     parser.add_argument("models", nargs="+", help="models whose definitions to expand")
     parser.add_argument("--profile", default="", help="profile under profiles/ overriding every definition")
     parser.add_argument("--directory", type=Path, default=SWEEP_DIR, help="where the definitions are")
