@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.capacity import MIN_REQUESTS
+from bench.records import MIN_REQUESTS, enough_requests, search_path
+from bench.records import machine_capacity as machine_sum
 from collect import names
 from collect.checks import load_yaml, mapping, positive
 from collect.errors import InputError
@@ -63,82 +64,126 @@ def load_budgets(path: Path = DEFAULT_BUDGETS) -> tuple[dict[str, float], float]
     return models, default
 
 
+# What each instance row of a run says, for the rules below: its knobs, the host's cores, and its capacity
+# search as recorded (JSON paths checked against bench.records.CapacitySearch). A metadata text the
+# engine's JSON functions reject (a store filled before the contract) is read around, as no search.
+_META = "CASE WHEN json_valid(metadata) THEN metadata END"
+_INSTANCES_SQL = f"""
+    WITH inst AS (
+        SELECT host, model, config_id, instance, status, mode, batch_size, concurrency_range,
+               intra, inter, xla, onednn,
+               coalesce(TRY_CAST(json_extract_string({_META}, '$.config.measurement_interval_ms') AS DOUBLE),
+                        {DEFAULT_WINDOW_MS}) AS window_ms,
+               TRY_CAST(json_extract_string({_META}, '$.host_facts.cores') AS INTEGER) AS cores,
+               TRY_CAST(json_extract_string({_META}, '$.host_facts.numa_node_count') AS INTEGER) AS numa_nodes,
+               coalesce(json_extract_string({_META}, '{search_path("kind")}') = 'capacity', false) AS searched,
+               TRY_CAST(json_extract_string({_META}, '{search_path("p99_budget_ms")}') AS DOUBLE)
+                   AS searched_budget,
+               json_extract_string({_META}, '{search_path("reason")}') AS searched_reason,
+               TRY_CAST(json_extract_string({_META}, '{search_path("level", "requests")}') AS BIGINT)
+                   AS searched_reqs,
+               json_array_length(json_extract({_META}, '{search_path("curve")}')) AS searched_levels,
+               TRY_CAST(json_extract_string({_META}, '{search_path("seconds")}') AS DOUBLE) AS searched_seconds
+        FROM instances WHERE run_id = ?
+    ),
+    budgeted AS (
+        SELECT i.*, coalesce(i.searched_budget, b.budget_ms) AS budget_ms FROM inst i JOIN budgets b USING (model)
+    ),
+    within AS (
+        SELECT p.host, p.model, p.config_id, p.instance,
+               max(p.throughput) AS capacity,
+               arg_max(p.concurrency, p.throughput) AS level,
+               arg_max(p.p50_us, p.throughput) AS p50_us,
+               arg_max(p.p99_us, p.throughput) AS p99_us
+        FROM points p JOIN budgeted b USING (host, model, config_id, instance)
+        WHERE p.run_id = ? AND p.p99_us <= b.budget_ms * 1000
+        GROUP BY ALL
+    )
+    SELECT i.*, w.capacity, w.level, w.p50_us, w.p99_us
+    FROM budgeted i LEFT JOIN within w USING (host, model, config_id, instance)
+    ORDER BY model, host, config_id, instance
+"""
+MACHINE = ["host", "model", "config_id"]
+KNOB_COLUMNS = ["mode", "batch_size", "concurrency_range", "intra", "inter", "xla", "onednn"]
+
+
+def _requests(row: pd.Series) -> float | None:
+    """Requests behind an instance's p99: counted by a search; estimated for a grid (module docstring)."""
+    if row["searched"]:
+        return None if pd.isna(row["searched_reqs"]) else float(row["searched_reqs"])
+    if pd.isna(row["capacity"]):
+        return None
+    return float(row["capacity"]) / max(int(row["batch_size"] or 1), 1) * WINDOWS * float(row["window_ms"]) / 1000
+
+
+def _reason(row: pd.Series) -> str | None:
+    """Why an instance's capacity cannot be trusted (bench.records' rules); None when it can."""
+    if row["searched"]:
+        return row["searched_reason"] or None
+    if row["status"] == "failed":
+        return "no level measured"
+    if pd.isna(row["capacity"]):
+        return "no level within the budget"
+    if not enough_requests(row["requests"]):
+        return f"too few requests for a p99 (under {MIN_REQUESTS})"
+    return None
+
+
+def _none(value: object) -> object:
+    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
+
+
+def _machine(rows: pd.DataFrame) -> dict:
+    """One machine's row from its instances' rows: a machine is the sum of its instances, valid only
+    when every instance is (bench.records.machine_capacity)."""
+    first = rows.iloc[0]
+    capacities = [_none(c) for c in rows["capacity"]]
+    each_reason = [_none(r) for r in rows["reason"]]
+    reasons = [r for r in each_reason if r is not None]
+    measured = [c for c in capacities if c is not None]
+    found_by = "grid"
+    if rows["searched"].any():
+        levels, seconds = rows["searched_levels"].dropna(), rows["searched_seconds"].dropna()
+        found_by = (
+            f"searched: {int(levels.sum())} levels, {round(seconds.max())} s" if len(levels) and len(seconds) else None
+        )
+    placed = [f"{i}@{int(level)}" for i, level in zip(rows["instance"], rows["level"], strict=True) if _none(level)]
+    return {
+        **{k: first[k] for k in MACHINE},
+        "mode": first["mode"],
+        "batch_size": first["batch_size"],
+        "found_by": found_by,
+        **{k: first[k] for k in KNOB_COLUMNS[2:]},
+        "budget_ms": first["budget_ms"],
+        "capacity": machine_sum((c, r is None) for c, r in zip(capacities, each_reason, strict=True)),
+        "capacity_measured": sum(measured) if measured else None,
+        "instances": len(rows),
+        "levels": " ".join(sorted(placed)) or None,
+        "p50_us": _none(rows["p50_us"].max()),
+        "p99_us": _none(rows["p99_us"].max()),
+        "min_requests": _none(rows["requests"].min()),
+        "valid": not reasons,
+        "reason": "; ".join(sorted(set(reasons))) or None,
+        "cores": _none(first["cores"]),
+        "numa_nodes": _none(first["numa_nodes"]),
+    }
+
+
 def machine_capacity(store: Store, run_id: str, budgets: dict[str, float], default_ms: float) -> pd.DataFrame:
-    """Every machine (host, model, config) of the run with its capacity under its model's budget."""
+    """Every machine (host, model, config) of the run with its capacity under its model's budget. The
+    engine reads and aggregates the points (instance by instance); the record's rules run on the rows."""
     models = store.query("SELECT DISTINCT model FROM instances WHERE run_id = ?", [run_id])["model"]
     table = pd.DataFrame({"model": models, "budget_ms": [budgets.get(m, default_ms) for m in models]})
-    store.db.register("budgets", table)
-    try:
-        return store.query(
-            f"""
-            WITH inst AS (
-                SELECT host, model, config_id, instance, status, mode, batch_size, concurrency_range,
-                       intra, inter, xla, onednn, levels_failed,
-                       coalesce(TRY_CAST(json_extract_string(metadata, '$.config.measurement_interval_ms') AS DOUBLE),
-                                {DEFAULT_WINDOW_MS}) AS window_ms,
-                       TRY_CAST(json_extract_string(metadata, '$.host_facts.cores') AS INTEGER) AS cores,
-                       TRY_CAST(json_extract_string(metadata, '$.host_facts.numa_node_count') AS INTEGER)
-                           AS numa_nodes,
-                       json_extract_string(metadata, '$.search.kind') = 'capacity' AS searched,
-                       TRY_CAST(json_extract_string(metadata, '$.search.p99_budget_ms') AS DOUBLE) AS searched_budget,
-                       json_extract_string(metadata, '$.search.reason') AS searched_reason,
-                       TRY_CAST(json_extract_string(metadata, '$.search.level.requests') AS BIGINT) AS searched_reqs,
-                       json_array_length(json_extract(metadata, '$.search.curve')) AS searched_levels,
-                       TRY_CAST(json_extract_string(metadata, '$.search.seconds') AS DOUBLE) AS searched_seconds
-                FROM instances WHERE run_id = ?
-            ),
-            budgeted AS (
-                SELECT i.*, coalesce(i.searched_budget, b.budget_ms) AS budget_ms
-                FROM inst i JOIN budgets b USING (model)
-            ),
-            within AS (
-                SELECT p.host, p.model, p.config_id, p.instance,
-                       max(p.throughput) AS capacity,
-                       arg_max(p.concurrency, p.throughput) AS level,
-                       arg_max(p.p50_us, p.throughput) AS p50_us,
-                       arg_max(p.p99_us, p.throughput) AS p99_us
-                FROM points p JOIN budgeted b USING (host, model, config_id, instance)
-                WHERE p.run_id = ? AND p.p99_us <= b.budget_ms * 1000
-                GROUP BY ALL
-            ),
-            per_instance AS (
-                SELECT i.*, w.capacity, w.level, w.p50_us, w.p99_us,
-                       CASE WHEN i.searched THEN i.searched_reqs
-                            ELSE w.capacity / greatest(i.batch_size, 1) * {WINDOWS} * i.window_ms / 1000
-                       END AS requests,
-                       CASE
-                           WHEN i.searched THEN nullif(i.searched_reason, '')
-                           WHEN i.status = 'failed' THEN 'no level measured'
-                           WHEN w.capacity IS NULL THEN 'no level within the budget'
-                           WHEN w.capacity / greatest(i.batch_size, 1) * {WINDOWS} * i.window_ms / 1000
-                                < {MIN_REQUESTS}
-                               THEN 'too few requests for a p99 (under {MIN_REQUESTS})'
-                       END AS reason
-                FROM budgeted i
-                LEFT JOIN within w USING (host, model, config_id, instance)
-            )
-            SELECT host, model, config_id, any_value(mode) AS mode, any_value(batch_size) AS batch_size,
-                   CASE WHEN bool_or(searched)
-                        THEN 'searched: ' || sum(searched_levels) || ' levels, '
-                             || CAST(round(max(searched_seconds)) AS BIGINT) || ' s'
-                        ELSE 'grid' END AS found_by,
-                   any_value(concurrency_range) AS concurrency_range, any_value(intra) AS intra,
-                   any_value(inter) AS inter, any_value(xla) AS xla, any_value(onednn) AS onednn,
-                   any_value(budget_ms) AS budget_ms,
-                   CASE WHEN bool_and(reason IS NULL) THEN sum(capacity) END AS capacity,
-                   sum(capacity) AS capacity_measured,
-                   count(*) AS instances, string_agg(instance || '@' || level, ' ' ORDER BY instance) AS levels,
-                   max(p50_us) AS p50_us, max(p99_us) AS p99_us, min(requests) AS min_requests,
-                   bool_and(reason IS NULL) AS valid,
-                   string_agg(DISTINCT reason, '; ') AS reason,
-                   any_value(cores) AS cores, any_value(numa_nodes) AS numa_nodes
-            FROM per_instance GROUP BY host, model, config_id
-            ORDER BY model, host, config_id
-            """,
-            [run_id, run_id],
-        )
-    finally:
-        store.db.unregister("budgets")
+    with store.registered("budgets", table):
+        instances = store.query(_INSTANCES_SQL, [run_id, run_id])
+    if instances.empty:
+        return pd.DataFrame(columns=[*MACHINE, "mode", "batch_size", "found_by", "capacity", "valid", "reason"])
+    instances["requests"] = instances.apply(_requests, axis=1)
+    instances["reason"] = instances.apply(_reason, axis=1)
+    machines = [_machine(rows) for _, rows in instances.groupby(MACHINE, sort=False)]
+    frame = pd.DataFrame(machines).sort_values(["model", "host", "config_id"], kind="stable").reset_index(drop=True)
+    numbers = ["budget_ms", "capacity", "capacity_measured", "p50_us", "p99_us", "min_requests"]
+    return frame.astype({**dict.fromkeys(numbers, "float64"), "valid": "bool"})
 
 
 def capacity_per_host(machines: pd.DataFrame) -> pd.DataFrame:

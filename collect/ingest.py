@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from collect.perfcsv import PerfPoint
+from bench.records import best_point
 from collect.results import InstanceResult, ResultError, instance_dirs, load_instance
 from collect.store import BEST_COLUMNS, INSTANCE_COLUMNS, KEY, KNOBS, POINT_COLUMNS, Store
 
@@ -40,21 +40,21 @@ def columns_of(results: Iterable[InstanceResult], stamp: str) -> tuple[dict[str,
     instances: dict[str, list] = {name: [] for name in INSTANCE_COLUMNS | BEST_COLUMNS}
     points: dict[str, list] = {name: [] for name in POINT_COLUMNS}
     for result in results:
-        config = result.metadata.get("config", {})
+        config = result.record.config
         for name, value in zip(KEY, result.key, strict=True):
             instances[name].append(value)
             points[name].extend([value] * len(result.points))
         instances["status"].append(result.status)
         for knob in KNOBS:
-            value = config.get(knob)
+            value = getattr(config, knob)
             instances[knob].append(value if knob in TEXT_KNOBS else _integer(value))
-        instances["levels_failed"].append(json.dumps(result.metadata["levels_failed"]))
-        instances["metadata"].append(result.metadata_text or json.dumps(result.metadata, sort_keys=True))
+        instances["levels_failed"].append(json.dumps(result.record.levels_failed))
+        instances["metadata"].append(result.metadata_text)
         instances["source"].append(str(result.source))
         instances["sha256"].append(result.sha256)
         instances["ingested_at"].append(stamp)
         # the best point, here where the points are at hand (the store keeps it beside the instance)
-        best = best_point(result)
+        best = best_point(result.record.search, result.points)
         instances["best_throughput"].append(best.throughput if best else None)
         instances["best_concurrency"].append(best.concurrency if best else None)
         instances["best_p50_us"].append(best.p50_us if best else None)
@@ -64,17 +64,6 @@ def columns_of(results: Iterable[InstanceResult], stamp: str) -> tuple[dict[str,
             for name in MEASURES:
                 points[name].append(getattr(point, name))
     return instances, points
-
-
-def best_point(result: InstanceResult) -> PerfPoint | None:
-    """The point that stands for the instance in machines, history and twins: its highest throughput;
-    for a capacity search, its capacity's level, and none when the search is invalid (the levels over
-    the budget are its curve, not its answer). store.capacity_best_points says the same in SQL."""
-    search = result.metadata.get("search") or {}
-    if search.get("kind") != "capacity":
-        return max(result.points, key=lambda point: point.throughput, default=None)
-    level = (search.get("level") or {}).get("level") if search.get("valid") else None
-    return next((point for point in result.points if point.concurrency == level), None)
 
 
 def _table(columns: dict[str, list], schema: dict[str, str]) -> pa.Table:
@@ -92,13 +81,13 @@ def _integer(value: object) -> int | None:
 Columns = tuple[dict[str, list], dict[str, list], list[str]]
 
 
-def read_chunk(directories: list[Path], stamp: str) -> Columns:
-    """Validate and read some instance directories: their store rows, and the problems found. Plain
-    Python only (no Arrow, no DuckDB): it runs in forked worker processes."""
+def read_chunk(directories: list[Path], stamp: str, root: Path | None = None) -> Columns:
+    """Validate and read some instance directories (of the tree ROOT): their store rows, and the
+    problems found. Plain Python only (no Arrow, no DuckDB): it runs in forked worker processes."""
     results, problems = [], []
     for directory in directories:
         try:
-            results.append(load_instance(directory))
+            results.append(load_instance(directory, root))
         except ResultError as err:
             problems.append(str(err))
     instances, points = columns_of(results, stamp)
@@ -136,11 +125,13 @@ def ingest(
             # fork: the workers inherit the loaded modules instead of importing them again
             context = multiprocessing.get_context("fork")
             with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                for chunk, read in zip(chunks, pool.map(read_chunk, chunks, [stamp] * len(chunks)), strict=True):
+                for chunk, read in zip(
+                    chunks, pool.map(read_chunk, chunks, [stamp] * len(chunks), [root] * len(chunks)), strict=True
+                ):
                     store_chunk(chunk, read)
         else:
             for chunk in chunks:
-                store_chunk(chunk, read_chunk(chunk, stamp))
+                store_chunk(chunk, read_chunk(chunk, stamp, root))
     if progress and not directories:
         progress(0, 0)
     return report

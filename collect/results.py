@@ -1,19 +1,31 @@
-"""Reading the results tree the pipeline brings home (its layout: bench.layout)."""
+"""Reading the results tree the pipeline brings home (its layout: bench.layout; what the files hold:
+bench.records). Every file is checked before it is read: a regular file (a FIFO would hang the
+reader), inside the tree (a link may not lead out of it), of a bounded size, UTF-8, and a record the
+contract accepts. A file that fails is a ResultError naming its path and field: the ingest skips it.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.layout import CSV_NAME, META_NAME, METADATA_KEYS, SCHEMA, STATUSES, is_staging
+from bench.layout import CSV_NAME, META_NAME, is_staging
+from bench.records import MAX_RECORD_BYTES, SCHEMA, InstanceRecord, RecordError, load
+from collect.errors import EXIT_SKIPPED, CollectError
 from collect.perfcsv import PerfCsvError, PerfPoint, parse_perf_csv
 
+# perf.csv holds a row per level (at most bench.records.MAX_LEVELS): a few KiB; this is far past that.
+MAX_CSV_BYTES = 16 * 1024 * 1024
 
-class ResultError(ValueError):
+
+class ResultError(CollectError, ValueError):
     """An instance directory cannot be used; the message starts with the path."""
+
+    exit_code = EXIT_SKIPPED
 
 
 @dataclass(frozen=True)
@@ -24,11 +36,15 @@ class InstanceResult:
     config_id: str
     instance: str
     status: str
-    metadata: dict
+    record: InstanceRecord  # metadata.json, checked and typed
     points: list[PerfPoint]
     source: Path
     sha256: str
-    metadata_text: str = ""  # metadata.json as the runner wrote it: what the store keeps
+    metadata_text: str  # metadata.json as the runner wrote it: what the store keeps
+
+    @property
+    def metadata(self) -> dict:
+        return self.record.to_json()
 
     @property
     def key(self) -> tuple[str, str, str, str, str]:
@@ -42,54 +58,76 @@ def instance_dirs(root: Path) -> Iterator[Path]:
             yield meta.parent
 
 
-def load_instance(directory: Path) -> InstanceResult:
-    meta_path = directory / META_NAME
+def read_checked(path: Path, root: Path | None, limit: int) -> bytes:
+    """PATH's bytes, if it is a regular file of at most LIMIT bytes whose real path lies under ROOT."""
     try:
-        raw = meta_path.read_bytes()
-        meta = json.loads(raw)
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            target = path.resolve()
+            if root is not None and not target.is_relative_to(root.resolve()):
+                raise ResultError(f"{path}: a link leading out of the results tree (to {target})")
+            info = target.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ResultError(f"{path}: not a regular file")
+        if info.st_size > limit:
+            raise ResultError(f"{path}: {info.st_size:,} bytes, more than a result file may hold ({limit:,})")
+        # O_NONBLOCK: should the path have become a FIFO since the check, opening it does not wait
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read(limit + 1)
     except OSError as err:
-        raise ResultError(f"{meta_path}: unreadable: {err.strerror}") from None
-    except ValueError as err:
-        raise ResultError(f"{meta_path}: corrupt JSON: {err}") from None
-    if not isinstance(meta, dict):
-        raise ResultError(f"{meta_path}: not a JSON object")
-    if meta.get("schema", SCHEMA) != SCHEMA:
-        raise ResultError(f"{meta_path}: schema {meta['schema']!r}, this collector reads schema {SCHEMA}")
-    missing = [key for key in METADATA_KEYS if key not in meta]
-    if missing:
-        raise ResultError(f"{meta_path}: missing {', '.join(missing)}")
+        raise ResultError(f"{path}: unreadable: {err.strerror}") from None
+    if len(data) > limit:
+        raise ResultError(f"{path}: more than a result file may hold ({limit:,} bytes)")
+    return data
+
+
+def load_instance(directory: Path, root: Path | None = None) -> InstanceResult:
+    """The instance in DIRECTORY (under the tree ROOT, when given), checked; ResultError otherwise."""
+    meta_path = directory / META_NAME
+    if root is not None and not directory.resolve().is_relative_to(root.resolve()):
+        raise ResultError(f"{directory}: leads out of the results tree (to {directory.resolve()})")
+    raw = read_checked(meta_path, root, MAX_RECORD_BYTES)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ResultError(f"{meta_path}: not UTF-8 text (byte {err.start})") from None
+    try:
+        record = load(InstanceRecord, text)
+    except RecordError as err:
+        detail = str(err)
+        if detail.startswith("schema:"):
+            detail = f"this collector reads schema {SCHEMA} ({detail})"
+        raise ResultError(f"{meta_path}: {detail}") from None
     run_id, host, model, config_id, instance = directory.parts[-5:]
-    instance_name = meta["instance"].get("name") if isinstance(meta["instance"], dict) else meta["instance"]
-    said = (meta["run_id"], meta["host"], meta["model"], meta["config_id"], instance_name)
-    if said != (run_id, host, model, config_id, instance):
-        raise ResultError(f"{meta_path}: says {'/'.join(map(str, said))}, but lies at {'/'.join(directory.parts[-5:])}")
-    if meta["status"] not in STATUSES:
-        raise ResultError(f"{meta_path}: status {meta['status']!r} is not one of {', '.join(STATUSES)}")
+    if record.key != (run_id, host, model, config_id, instance):
+        said = "/".join(record.key)
+        raise ResultError(f"{meta_path}: says {said}, but lies at {'/'.join(directory.parts[-5:])}")
     digest = hashlib.sha256(raw)
     points: list[PerfPoint] = []
     csv_path = directory / CSV_NAME
-    if csv_path.is_file():
-        csv_bytes = csv_path.read_bytes()
+    if csv_path.is_file() or csv_path.is_symlink():
+        csv_bytes = read_checked(csv_path, root, MAX_CSV_BYTES)
         try:
             points = parse_perf_csv(csv_path, csv_bytes.decode(errors="replace"))
         except PerfCsvError as err:
             raise ResultError(str(err)) from None
         digest.update(csv_bytes)
-    elif meta["status"] != "failed":
-        raise ResultError(f"{csv_path}: missing, but {meta_path.name} says {meta['status']}")
+    elif record.status != "failed":
+        raise ResultError(f"{csv_path}: missing, but {meta_path.name} says {record.status}")
     reached = [p.concurrency for p in points]
-    if reached != sorted(meta["levels_reached"]):
-        raise ResultError(f"{csv_path}: holds concurrency {reached}, metadata says {meta['levels_reached']}")
+    if reached != sorted(record.levels_reached):
+        raise ResultError(f"{csv_path}: holds concurrency {reached}, metadata says {record.levels_reached}")
     return InstanceResult(
         run_id,
         host,
         model,
         config_id,
         instance,
-        meta["status"],
-        meta,
+        record.status,
+        record,
         points,
         directory,
         digest.hexdigest(),
-        raw.decode(errors="replace"),
+        text,
     )

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from bench.layout import STATUSES
+from bench.records import STATUSES
+from collect.best import POINT_FIELDS, best_rows
 from collect.errors import FilesystemError, NoStore, StoreError, clip, filesystem_error
 
 DEFAULT_DB = Path("results") / "recbench.duckdb"
@@ -75,26 +76,6 @@ BEST_COLUMNS = {
     "best_p99_us": "DOUBLE",
 }
 TABLES = {"instances": INSTANCE_COLUMNS | BEST_COLUMNS, "points": POINT_COLUMNS}
-BEST_OF_POINTS = (
-    "max(throughput) AS best_throughput, arg_max(concurrency, throughput) AS best_concurrency, "
-    "arg_max(p50_us, throughput) AS best_p50_us, arg_max(p90_us, throughput) AS best_p90_us, "
-    "arg_max(p99_us, throughput) AS best_p99_us"
-)
-
-
-def capacity_best_points(points: str, instances: str) -> str:
-    """The POINTS a best point may come from: all of a grid instance's; of a capacity search's, only its
-    capacity's level, and none when the search is invalid (as collect.ingest.best_point says)."""
-    keys = ", ".join(KEY)
-    search = (
-        f"SELECT {keys}, json_extract_string(metadata, '$.search.kind') AS kind, "
-        "json_extract_string(metadata, '$.search.valid') AS valid, "
-        f"TRY_CAST(json_extract_string(metadata, '$.search.level.level') AS INTEGER) AS level FROM {instances}"
-    )
-    return (
-        f"SELECT p.* FROM {points} p JOIN ({search}) s USING ({keys}) "
-        "WHERE s.kind IS DISTINCT FROM 'capacity' OR (s.valid = 'true' AND p.concurrency = s.level)"
-    )
 
 
 def _create(table: str) -> str:
@@ -300,34 +281,50 @@ class Store:
         new_points = (
             f"SELECT p.* FROM (SELECT {', '.join(POINT_COLUMNS)} FROM {points}) p SEMI JOIN fresh USING ({keys})"
         )
-        if best_included:
-            self.db.execute("INSERT INTO instances SELECT * FROM fresh")
-            self.db.execute(f"INSERT INTO points {new_points}")
-        else:
+        if not best_included:  # the one rule, bench.records.best_point, in Python (collect.best)
             self.db.execute(f"CREATE OR REPLACE TEMP TABLE fresh_points AS {new_points}")
-            self.db.execute(
-                f"INSERT INTO instances SELECT f.*, {', '.join(f'b.{c}' for c in BEST_COLUMNS)} FROM fresh f "
-                f"LEFT JOIN (SELECT {keys}, {BEST_OF_POINTS} FROM ({capacity_best_points('fresh_points', 'fresh')}) "
-                f"GROUP BY {keys}) b USING ({keys})"
+            best = best_rows(
+                self.db.execute(f"SELECT {keys}, metadata FROM fresh").df(),
+                self.db.execute(f"SELECT {keys}, {', '.join(POINT_FIELDS)} FROM fresh_points").df(),
+                KEY,
             )
-            self.db.execute("INSERT INTO points SELECT * FROM fresh_points")
-            self.db.execute("DROP TABLE fresh_points")
+            self.db.register("fresh_best", best)
+            try:
+                self.db.execute(
+                    f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT f.*, "
+                    f"{', '.join(f'b.{c}' for c in BEST_COLUMNS)} FROM fresh f LEFT JOIN fresh_best b USING ({keys})"
+                )
+            finally:
+                self.db.unregister("fresh_best")
+            new_points = "SELECT * FROM fresh_points"
+        self.db.execute("INSERT INTO instances SELECT * FROM fresh")
+        self.db.execute(f"INSERT INTO points {new_points}")
+        self.db.execute("DROP TABLE IF EXISTS fresh_points")
         self.db.execute("DROP TABLE fresh")
         return int(added)
 
-    def fill_best(self, runs: list[str] | None = None) -> None:
-        """Compute the best point of instances stored without it (a store copied in by rows), of RUNS
-        (None: every run)."""
+    def fill_best(self, runs: list[str] | None = None, runs_at_once: int = 32) -> None:
+        """Compute the best point (collect.best) of the instances stored without it, of RUNS (None:
+        every run). Only for a store being built from rows (a migration, a benchmark's generator):
+        ingest and import store it with the instance, whose row then never changes."""
+        if runs is None:
+            runs = [r for (r,) in self.rows("SELECT DISTINCT run_id FROM instances WHERE best_throughput IS NULL")]
         keys = ", ".join(KEY)
         assignments = ", ".join(f"{c} = b.{c}" for c in BEST_COLUMNS)
         matches = " AND ".join(f"i.{k} = b.{k}" for k in KEY)
-        where = f"run_id IN ({', '.join('?' for _ in runs)})" if runs else "TRUE"
-        self.db.execute(
-            f"UPDATE instances i SET {assignments} FROM "
-            f"(SELECT {keys}, {BEST_OF_POINTS} FROM points WHERE {where} GROUP BY {keys}) b "
-            f"WHERE {matches} AND i.best_throughput IS NULL",
-            list(runs or []),
-        )
+        for start in range(0, len(runs), runs_at_once):
+            some = runs[start : start + runs_at_once]
+            marks = ", ".join("?" for _ in some)
+            best = best_rows(
+                self.query(
+                    f"SELECT {keys}, metadata FROM instances WHERE run_id IN ({marks}) AND best_throughput IS NULL",
+                    some,
+                ),
+                self.query(f"SELECT {keys}, {', '.join(POINT_FIELDS)} FROM points WHERE run_id IN ({marks})", some),
+                KEY,
+            )
+            with self.registered("filled_best", best):
+                self.execute(f"UPDATE instances i SET {assignments} FROM filled_best b WHERE {matches}")
 
     def transaction(self) -> _Transaction:
         """`with store.transaction():` around a write; a store opened read-only refuses it in one line."""

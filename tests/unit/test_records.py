@@ -1,0 +1,235 @@
+"""The results contract (bench.records): every record round-trips, refuses a wrong type or range
+naming the field, its JSON Schema is the one in docs/ and accepts exactly what the records accept,
+and a tree written before the contract had an owner still ingests to the same rows."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from bench.records import (
+    Attempt,
+    CapacitySearch,
+    ConfigRecord,
+    ExportRecord,
+    InstanceRecord,
+    KnobSearchRecord,
+    Level,
+    ModelCard,
+    RecordError,
+    TrainRecord,
+    best_point,
+    json_schema,
+    load,
+    machine_capacity,
+    search_path,
+)
+from collect.capacity import machine_capacity as machines_of
+from collect.ingest import ingest
+from collect.store import INSTANCE_COLUMNS, POINT_COLUMNS, Store
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.unit
+
+PRE = REPO / "tests" / "fixtures" / "tree_v1_pre_records"
+V1 = REPO / "tests" / "fixtures" / "tree_v1" / "tree"
+SCHEMA_FILE = REPO / "docs" / "results-format.schema.json"
+KINDS = {"metadata.json": InstanceRecord, "export.json": ExportRecord}
+
+
+def kind_of(path: Path) -> type:
+    if path.name.startswith("knob-search-"):
+        return KnobSearchRecord
+    if path.parent.name == "train":
+        return KINDS.get(path.name, TrainRecord)
+    return KINDS[path.name]
+
+
+def record_files() -> list[Path]:
+    return sorted([*PRE.joinpath("tree").rglob("*.json"), *V1.rglob("*.json")])
+
+
+@pytest.mark.parametrize("path", record_files(), ids=lambda p: str(p.relative_to(REPO / "tests" / "fixtures")))
+def test_every_record_file_reads_and_writes_back_what_it_read(path: Path) -> None:
+    text = path.read_text()
+    record = load(kind_of(path), text)
+    again = type(record).from_json(json.loads(record.to_text()))
+    assert again == record and again.to_json() == record.to_json()
+    short_failed_search = isinstance(record, InstanceRecord) and record.search and not record.search.curve
+    if not short_failed_search:  # the old short `search` of a never-ready server reads with its defaults
+        assert record.to_json() == json.loads(text)
+
+
+def test_records_built_by_the_writers_round_trip() -> None:
+    level = Level(8, 8000.0, 8000.0, 16000.0, 24000, 1)
+    search = CapacitySearch(
+        kind="capacity", valid=True, p99_budget_ms=300.0, capacity=8000.0, level=level, curve=[level], seconds=1.5
+    )
+    assert CapacitySearch.from_json(search.to_json()) == search
+    assert search.to_json()["level"] == {
+        "level": 8,
+        "throughput": 8000.0,
+        "p50_us": 8000.0,
+        "p99_us": 16000.0,
+        "requests": 24000,
+        "windows": 1,
+    }
+    assert Attempt.from_json({"attempt": 1, "command": ["pa"]}).extra == {"command": ["pa"]}
+    card = ModelCard.from_json({"model": "dlrm", "version": 3, "inputs": {"I1": {"dtype": "float32"}}})
+    assert card.extra["inputs"] == {"I1": {"dtype": "float32"}} and ModelCard.from_json(card.to_json()) == card
+
+
+def a_metadata() -> dict:
+    (path,) = sorted((V1 / "old-run" / "host-a").rglob("metadata.json"))
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda m: m["config"].update(batch_size="abc"), "config.batch_size: must be an integer, not 'abc'"),
+        (lambda m: m["config"].update(batch_size=10**12), "config.batch_size: must be in 1..65536"),
+        (lambda m: m.update(config=["a list"]), "config: must be a JSON object, not list"),
+        (
+            lambda m: m["config"].update(concurrency_range="1:1000000:1"),
+            "config.concurrency_range: concurrency range '1:1000000:1' goes past 1024",
+        ),
+        (lambda m: m["config"].update(concurrency_range="\u0661:4"), "config.concurrency_range: concurrency range"),
+        (lambda m: m.update(host="../../etc"), "host: '../../etc' does not match"),
+        (lambda m: m.update(status="great"), "status: must be one of complete, partial, failed"),
+        (lambda m: m.update(levels_reached=[0]), "levels_reached[0]: must be in 1..1024"),
+        (lambda m: m["host_facts"].update(cores=float("nan")), "host_facts.cores: must be a finite number"),
+        (lambda m: m["host_facts"].update(name="\ud800"), "host_facts.name: holds text that is not valid Unicode"),
+        (lambda m: m.update(schema=2), "schema: must be one of 1"),
+        (lambda m: m.pop("config_id"), "config_id: missing"),
+    ],
+)
+def test_a_wrong_type_or_range_is_refused_naming_the_field(change, named: str) -> None:
+    metadata = a_metadata()
+    change(metadata)
+    with pytest.raises(RecordError, match="^" + named.split(":")[0].replace("[", r"\[")) as err:
+        InstanceRecord.from_json(metadata)
+    assert named in str(err.value)
+    assert len(str(err.value)) < 200  # a message never grows with the input
+
+
+def test_a_message_never_grows_with_the_input() -> None:
+    metadata = a_metadata()
+    metadata["config"]["mode"] = "x" * 10_000_000
+    with pytest.raises(RecordError) as err:
+        InstanceRecord.from_json(metadata)
+    assert len(str(err.value)) < 200
+
+
+def test_nan_where_a_number_belongs_is_not_json() -> None:
+    with pytest.raises(RecordError, match="NaN is not a number JSON knows"):
+        load(ConfigRecord, '{"batch_size": NaN}')
+
+
+def test_the_rules_written_once() -> None:
+    class P:
+        def __init__(self, concurrency: int, throughput: float) -> None:
+            self.concurrency, self.throughput = concurrency, throughput
+
+    points = [P(1, 10.0), P(2, 30.0), P(4, 30.0), P(8, 20.0)]
+    assert best_point(None, points).concurrency == 2  # a grid: the highest throughput, the lower level of equals
+    level = Level(8, 20.0, 1.0, 2.0, 1000)
+    valid = CapacitySearch(kind="capacity", valid=True, capacity=20.0, level=level, p99_budget_ms=5.0)
+    assert best_point(valid, points).concurrency == 8  # a search: its capacity's level, not the fastest
+    invalid = CapacitySearch(kind="capacity", valid=False, reason="too few requests", capacity=20.0, level=level)
+    assert best_point(invalid, points) is None
+    assert machine_capacity([(10.0, True), (5.5, True)]) == 15.5
+    assert machine_capacity([(10.0, True), (5.5, False)]) is None
+    assert machine_capacity([(10.0, True), (None, True)]) is None
+    assert machine_capacity([]) is None
+    assert search_path("level", "requests") == "$.search.level.requests"
+    with pytest.raises(KeyError, match="CapacitySearch has no field 'capcity'"):
+        search_path("capcity")
+
+
+def test_the_json_schema_in_docs_is_the_one_the_records_make() -> None:
+    assert json.loads(SCHEMA_FILE.read_text()) == json_schema(), (
+        "docs/results-format.schema.json drifted: `python -m bench.records schema > docs/results-format.schema.json`"
+    )
+
+
+def test_the_schema_accepts_every_record_file_and_refuses_what_the_records_refuse() -> None:
+    schema = json_schema()
+    for path in record_files():
+        definition = {**schema, "$ref": f"#/$defs/{kind_of(path).__name__}"}
+        definition.pop("anyOf")
+        jsonschema.Draft202012Validator(definition).validate(json.loads(path.read_text()))
+    definition = {**schema, "$ref": "#/$defs/InstanceRecord"}
+    definition.pop("anyOf")
+    validator = jsonschema.Draft202012Validator(definition)
+    for change in (
+        lambda m: m["config"].update(batch_size="abc"),
+        lambda m: m["config"].update(batch_size=10**12),
+        lambda m: m.update(host="../x"),
+        lambda m: m.pop("status"),
+    ):
+        metadata = a_metadata()
+        change(metadata)
+        assert list(validator.iter_errors(metadata)), metadata
+        with pytest.raises(RecordError):
+            InstanceRecord.from_json(metadata)
+
+
+def stored_rows(store: Store) -> dict:
+    skip = {"metadata", "source", "sha256", "ingested_at"}
+    columns = [c for c in INSTANCE_COLUMNS if c not in skip] + [
+        "best_throughput",
+        "best_concurrency",
+        "best_p50_us",
+        "best_p90_us",
+        "best_p99_us",
+    ]
+    instances = store.query(f"SELECT {', '.join(columns)} FROM instances ORDER BY ALL").to_dict("records")
+    points = store.query(f"SELECT {', '.join(POINT_COLUMNS)} FROM points ORDER BY ALL").to_dict("records")
+    clean = [{k: (None if v != v else v) for k, v in row.items()} for row in instances]  # NaN -> None
+    return json.loads(json.dumps({"instances": clean, "points": points}, default=str))
+
+
+def test_a_tree_written_before_the_contract_ingests_to_the_same_rows(tmp_path: Path) -> None:
+    expected = json.loads((PRE / "rows.json").read_text())
+    tree = tmp_path / "tree"
+    shutil.copytree(PRE / "tree", tree)
+    with Store(tmp_path / "store.duckdb") as store:
+        report = ingest(tree, store)
+        assert (report.added, report.problems) == (6, [])
+        rows = stored_rows(store)
+        machines = machines_of(store, "pre-records", {}, 300.0).to_dict("records")
+    assert rows["instances"] == expected["instances"]
+    assert rows["points"] == expected["points"]
+    clean = [{k: (None if v != v else v) for k, v in row.items()} for row in machines]
+    assert json.loads(json.dumps(clean, default=str)) == expected["machines"]
+
+
+def test_the_best_point_is_the_same_whether_ingest_or_the_store_computes_it(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    shutil.copytree(PRE / "tree", tree)
+    with Store(tmp_path / "a.duckdb") as ingested:
+        ingest(tree, ingested)
+        instances = ingested.query(f"SELECT {', '.join(INSTANCE_COLUMNS)} FROM instances")
+        points = ingested.query("SELECT * FROM points")
+        expected = stored_rows(ingested)
+    with Store(tmp_path / "b.duckdb") as rebuilt:
+        with rebuilt.transaction():
+            rebuilt.add_frames(instances, points)  # no best columns: the store applies the rule
+        assert stored_rows(rebuilt) == expected
+
+
+def test_the_field_tables_in_docs_are_the_ones_the_records_make() -> None:
+    from bench.records import fields_markdown
+
+    page = (REPO / "docs" / "results-format.md").read_text()
+    section = page.split("<!-- BEGIN FIELDS (python -m bench.records fields) -->\n")[1].split("\n<!-- END FIELDS -->")[
+        0
+    ]
+    assert section == fields_markdown().rstrip(), (
+        "docs/results-format.md drifted: paste `python -m bench.records fields`"
+    )
