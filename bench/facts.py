@@ -50,14 +50,18 @@ PORT_STEP = 10
 PORT_RANGE = "8500-8599"
 
 # A run id names a directory on every host and on the controller: the pipeline makes one from the UTC time.
-RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 RUN_ID_STRFTIME = "%Y%m%dT%H%M%SZ"
 
 # A name that becomes a path, a systemd unit instance or a line of a file on a host (a model, a server
 # instance): a whole string of letters, digits, . _ -, starting with a letter or digit. No '/', no '..'
 # alone, no newline, never empty. Ports are TCP ports.
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-NAME_RULE = "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+NAME_MAX = 128
+NAME_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{NAME_MAX - 1}}}$"
+NAME_RULE = f"1 to {NAME_MAX} letters, digits, '.', '_' or '-', starting with a letter or digit"
+# A host's inventory name becomes a path too (results/<run>/<host>/): the same rule, a DNS name's length.
+HOST_MAX = 253
+HOST_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{HOST_MAX - 1}}}$"
 PORT_MIN, PORT_MAX = 1, 65535
 
 # Host-side timeouts (seconds) and retries, the defaults of the roles that run them.
@@ -100,6 +104,7 @@ FACTS: dict[str, Any] = {
     "run_id_pattern": RUN_ID_PATTERN,
     "run_id_strftime": RUN_ID_STRFTIME,
     "name_pattern": NAME_PATTERN,
+    "host_pattern": HOST_PATTERN,
     "port_min": PORT_MIN,
     "port_max": PORT_MAX,
     "client_timeout_s": CLIENT_TIMEOUT_S,

@@ -14,20 +14,20 @@ import re
 from bench import facts
 from collect.errors import NameRefused, clip
 
-# bench.facts.RUN_ID_PATTERN, matched whole (with re.match its '$' also matches before a newline).
+# bench.facts' patterns, matched whole (with re.match a '$' also matches before a newline).
 RUN_ID = re.compile(facts.RUN_ID_PATTERN.removeprefix("^").removesuffix("$"))
-RUN_ID_MAX = 128
-# Model, config id, instance, and a file name in a results tree. (bench.facts.NAME_PATTERN, when it lands,
-# says the same for what hosts write; the collector accepts up to this length.)
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-NAME_MAX = 128
+RUN_ID_MAX = facts.NAME_MAX
+# Model, config id, instance, and a file name in a results tree.
+NAME = re.compile(facts.NAME_PATTERN.removeprefix("^").removesuffix("$"))
+NAME_MAX = facts.NAME_MAX
 # An inventory host name is a path component too (results/<run>/<host>/): a DNS name's length.
-HOST_MAX = 253
+HOST = re.compile(facts.HOST_PATTERN.removeprefix("^").removesuffix("$"))
+HOST_MAX = facts.HOST_MAX
 RULE = "letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 PATTERNS = {
     "run id": (RUN_ID, RUN_ID_MAX),
-    "host": (NAME, HOST_MAX),
+    "host": (HOST, HOST_MAX),
     "model": (NAME, NAME_MAX),
     "config id": (NAME, NAME_MAX),
     "instance": (NAME, NAME_MAX),

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.unit
 tfserving = load_plugin("roles/tfserving/filter_plugins/tfserving.py")
 recbench = load_plugin("plugins/filter/recbench_facts.py")
 
-HOSTILE_NAMES = ["dlrm\nPORT=1", "../etc", "/etc/x", "", "..", ".hidden", "a/b", "x" * 65, "dlrm\n", None, 3]
+HOSTILE_NAMES = ["dlrm\nPORT=1", "../etc", "/etc/x", "", "..", ".hidden", "a/b", "x" * 129, "dlrm\n", None, 3]
 HOSTILE_PORTS = [0, 70000, -1, "abc", "٣", True, None, 8500.5]
 
 
