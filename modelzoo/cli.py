@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from bench import facts
 from modelzoo.config import MODEL_NAMES, ConfigError, dataset_of, load_config
 from modelzoo.generate import FORMATS, generate
 from modelzoo.readers import LAYOUTS, DataError
@@ -45,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--intra", type=threads, default=0, help="intra-op threads (0: TensorFlow decides)")
         p.add_argument("--inter", type=threads, default=0, help="inter-op threads (0: TensorFlow decides)")
 
-    train = sub.add_parser("train", help="train a model and write train_record.json")
+    train = sub.add_parser("train", help=f"train a model and write {facts.TRAIN_RECORD_NAME}")
     model_args(train)
     train.add_argument("--data", required=True, type=Path)
     train.add_argument("--eval-data", type=Path)

@@ -39,7 +39,7 @@ EXPECTED_MINUTES = {
     "artifact": 0.4,
 }
 # Scenarios that converge on this machine itself and share its state (the perf_analyzer role's local
-# fact in /etc/ansible/facts.d, the podman images): never two of one group at the same time.
+# fact in Ansible's facts.d, the podman images): never two of one group at the same time.
 EXCLUSIVE_GROUPS = [{"perf_analyzer_image", "perf_analyzer_registry"}]
 TAIL_LINES = 120
 

@@ -1,11 +1,12 @@
 """Package the stand-in as a TF-Serving artifact of the same form as the build's, into a store.
 
-  python -m sim.tfserving_standin.package --store artifacts --arch x86_64 [--version 2.15.1]
+  python -m sim.tfserving_standin.package --store artifacts --arch x86_64 [--version V]
 
 Writes <store>/tfserving/tensorflow_model_server-<version>-<arch>-plain.tar.gz holding
 bin/tensorflow_model_server and build-info.json, like roles/tfserving_build, and records its sha256
 in the store's manifest. The launcher runs the server with the Python of the tensorflow role's
-virtualenv (which has TensorFlow and the serving API protos).
+virtualenv (which has TensorFlow and the serving API protos). The version (default: TF-Serving's of
+bench/versions.py) is the one build-info.json records, which the packaged server reports.
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ import tarfile
 import time
 from pathlib import Path
 
+from bench import facts
+from bench.versions import ARCHES, VERSIONS
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-DEFAULT_PYTHON = "/opt/recbench/venvs/tensorflow/bin/python"
+DEFAULT_PYTHON = f"{facts.TENSORFLOW_VENV}/bin/python"
+DEFAULT_VERSION = VERSIONS["tfserving"]
 
 LAUNCHER = """#!/bin/sh
 # TF-Serving stand-in (recbench tests): same flags and gRPC API as tensorflow_model_server.
@@ -50,7 +55,7 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def package(store: Path, arch: str, version: str = "2.15.1", python: str = DEFAULT_PYTHON) -> Path:
+def package(store: Path, arch: str, version: str = DEFAULT_VERSION, python: str = DEFAULT_PYTHON) -> Path:
     target = store / "tfserving" / artifact_name(version, arch)
     target.parent.mkdir(parents=True, exist_ok=True)
     build_info = {
@@ -80,8 +85,8 @@ def package(store: Path, arch: str, version: str = "2.15.1", python: str = DEFAU
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m sim.tfserving_standin.package")
     parser.add_argument("--store", type=Path, default=REPO / "artifacts")
-    parser.add_argument("--arch", action="append", required=True, choices=["x86_64", "aarch64"])
-    parser.add_argument("--version", default="2.15.1")
+    parser.add_argument("--arch", action="append", required=True, choices=ARCHES)
+    parser.add_argument("--version", default=DEFAULT_VERSION, help=f"TF-Serving version (default {DEFAULT_VERSION})")
     parser.add_argument("--python", default=DEFAULT_PYTHON, help="Python with TensorFlow on the hosts")
     args = parser.parse_args()
     for arch in args.arch:

@@ -1,4 +1,4 @@
-"""A stand-in for tensorflow_model_server 2.15 on machines where the real one cannot be built.
+"""A stand-in for tensorflow_model_server on machines where the real one cannot be built.
 
 It speaks TF-Serving's gRPC API (PredictionService.Predict and GetModelMetadata, ModelService.
 GetModelStatus) over the same model directory layout (<model_base_path>/<version>/, highest
@@ -8,10 +8,14 @@ TensorFlow's flag parser does. As in the real main.cc, a flag with a bad value o
 "unknown argument: ..." and the usage. It stops cleanly on SIGTERM and SIGINT.
 
 Runs with the host's TensorFlow (tf.compat.v1 sessions), so serving numbers are TensorFlow's own.
+--version reports the TF-Serving version it stands in for: the one its package's build-info.json
+records (package.py), or bench/versions.py's when it runs from the repository.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import signal
 import sys
@@ -24,7 +28,22 @@ from types import ModuleType
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-STANDIN_VERSION = "2.15.1-standin"
+
+def standin_version() -> str:
+    """`<version>-standin`. The server travels alone (<package>/lib/standin/server.py), without bench/:
+    its package's build-info.json says the version; run from the repository, bench/versions.py does."""
+    try:
+        root = Path(__file__).resolve().parents[2]  # the package, or the repository
+        info = root / "build-info.json"
+        if info.is_file():
+            return f"{json.loads(info.read_text())['version']}-standin"
+        spec = importlib.util.spec_from_file_location("recbench_versions", root / "bench" / "versions.py")
+        versions = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(versions)
+        return f"{versions.VERSIONS['tfserving']}-standin"
+    except (OSError, IndexError, ValueError, KeyError, TypeError, AttributeError):
+        return "unknown-standin"
+
 
 # (name, type, default, help) of the real server's flags (tensorflow_serving/model_servers/main.cc).
 FLAGS: list[tuple[str, type, object, str]] = [
@@ -288,7 +307,7 @@ def main(argv: list[str]) -> int:
     if flags["version"]:
         import tensorflow as tf_root
 
-        print(f"TensorFlow ModelServer: {STANDIN_VERSION}\nTensorFlow Library: {tf_root.__version__}")
+        print(f"TensorFlow ModelServer: {standin_version()}\nTensorFlow Library: {tf_root.__version__}")
         return 0
     if not flags["model_base_path"] and not flags["model_config_file"]:
         sys.stdout.write(usage(program))

@@ -1,13 +1,13 @@
-"""A stand-in for the Triton 24.05 SDK image, archived into an artifact store, for perf_analyzer's
-`image` mode where nvcr.io cannot be reached.
+"""A stand-in for the Triton SDK image (triton_sdk_image of bench/versions.py), archived into an
+artifact store, for perf_analyzer's `image` mode where nvcr.io cannot be reached.
 
   python -m sim.triton_sdk_standin.image --store DIR [--image NAME] [--archive images/NAME.tar]
 
-The image holds the real perf_analyzer 2.46.0 (the binary the tritonclient wheel ships, which the SDK
-image carries too) at /usr/local/bin, with exactly the shared libraries it links: built FROM scratch
-out of the controller's copies, so it needs no registry. It is saved with `podman save` (docker-archive,
-which docker loads too), recorded in the store's manifest, and removed from local storage so that the
-role under test has to load it.
+The image holds the real perf_analyzer (the binary the tritonclient wheel of bench/versions.py ships,
+which the SDK image carries too) at /usr/local/bin, with exactly the shared libraries it links: built
+FROM scratch out of the controller's copies, so it needs no registry. It is saved with `podman save`
+(docker-archive, which docker loads too), recorded in the store's manifest, and removed from local
+storage so that the role under test has to load it.
 """
 
 from __future__ import annotations
@@ -22,10 +22,13 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from bench.versions import VERSIONS
 from sim.tfserving_standin.package import manifest_tool
 
-DEFAULT_IMAGE = "localhost/recbench-triton-sdk-standin:24.05"
-DEFAULT_ARCHIVE = "images/triton-sdk-standin-24.05-x86_64.tar"
+# The release the stand-in stands in for: the SDK image's tag without its flavour (-py3-sdk).
+RELEASE = VERSIONS["triton_sdk_image"].rsplit(":", 1)[1].split("-")[0]
+DEFAULT_IMAGE = f"localhost/recbench-triton-sdk-standin:{RELEASE}"
+DEFAULT_ARCHIVE = f"images/triton-sdk-standin-{RELEASE}-x86_64.tar"
 LIBRARY_DIR = "/usr/local/lib"
 # `libfoo.so.1 => /usr/lib/x86_64-linux-gnu/libfoo.so.1 (0x...)` or `/lib64/ld-linux-x86-64.so.2 (0x...)`
 LDD_LINE = re.compile(r"^\s*(?:(\S+) => )?(/\S+) \(0x[0-9a-f]+\)$")
@@ -91,7 +94,7 @@ def build(store: Path, image: str = DEFAULT_IMAGE, archive: str = DEFAULT_ARCHIV
     podman("save", "--format", "docker-archive", "--output", str(partial), image)
     podman("rmi", image)
     shutil.move(partial, target)
-    manifest_tool().add(store, target, "image", "x86_64", "triton-sdk-standin", "24.05")
+    manifest_tool().add(store, target, "image", "x86_64", "triton-sdk-standin", RELEASE)
     return target
 
 

@@ -20,9 +20,10 @@ from tests.conftest import REPO, run
 
 pytestmark = pytest.mark.unit
 
-# Where the facts may be spelled out: their home, data about the seed benchmark, tests' own
-# expectations and recorded fixtures. Molecule's verify plays assert concrete paths on purpose.
-ALLOWED = ("bench/facts.py", "collect/baselines/", "tests/", "molecule/", "README.md", "docs/")
+# Where the facts may be spelled out: their home (bench/facts.py, and bench/versions.py for the
+# versions), data about the seed benchmark, tests' own expectations and recorded fixtures. Molecule's
+# verify plays assert concrete paths on purpose.
+ALLOWED = ("bench/facts.py", "bench/versions.py", "collect/baselines/", "tests/", "molecule/", "README.md", "docs/")
 
 
 def tracked_text_files() -> list[str]:
@@ -71,17 +72,11 @@ def test_paths_ports_run_ids_and_timeouts_are_spelled_only_in_bench_facts() -> N
 # Files of other owners that still spell a fact of this module, each waiting to read it from here:
 # shrink these lists as they switch over (roles/ and playbooks/ must already spell none).
 SECOND_SPELLINGS = {
-    # the stand-in's packager defaults to TensorFlow's venv python and the TF-Serving version
-    "base_dir": ["sim/tfserving_standin/package.py"],
-    # the host fact's reader defaults to <facts.d>/recbench_host.fact; a comment names the directory
-    "facts_d_dir": ["bench/hostfact.py", "sim/fleet/molecule_all.py"],
-    # the stand-ins report the versions they stand in for
-    "tfserving": ["sim/tfserving_standin/package.py", "sim/tfserving_standin/server.py"],
-    "tensorflow": ["sim/tfserving_standin/package.py", "sim/tfserving_standin/server.py"],
-    "tritonclient": ["sim/triton_sdk_standin/image.py"],
-    "triton_sdk_image": ["sim/triton_sdk_standin/image.py"],
-    # the trainer, the exporter, the model zoo's CLI help and the train stage name the records (bench/records.py)
-    "record_names": ["bench/train_stage.py", "modelzoo/cli.py", "modelzoo/export.py", "modelzoo/train.py"],
+    # DEFAULT_FACT derives from FACTS_D_DIR in the working tree; listed until that line is committed
+    "facts_d_dir": ["bench/hostfact.py"],
+    # the trainer, the exporter and the train stage name the records; the results contract's
+    # docstrings name the files it types (bench/records.py)
+    "record_names": ["bench/records.py", "bench/train_stage.py", "modelzoo/export.py", "modelzoo/train.py"],
 }
 
 
@@ -105,6 +100,37 @@ def test_roles_spell_no_path_directory_version_or_record_name_of_the_facts() -> 
         assert [name for name in found if name.startswith(("roles/", "playbooks/", "inventory/"))] == [], fact
         # elsewhere, only the files still waiting to switch over (a file that switched may leave the list)
         assert set(found) <= set(SECOND_SPELLINGS.get(fact, [])), fact
+
+
+def test_the_files_that_switched_over_derive_the_facts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Once on the list above: the stand-ins, the host fact's reader, the model zoo's CLI help.
+    import importlib.util
+    import tarfile
+
+    from bench import hostfact
+    from modelzoo.cli import parser
+    from sim.tfserving_standin import package, server
+    from sim.triton_sdk_standin import image
+
+    assert f"{facts.FACTS_D_DIR}/recbench_host.fact" == hostfact.DEFAULT_FACT
+    assert f"{facts.TENSORFLOW_VENV}/bin/python" == package.DEFAULT_PYTHON
+    assert f"write {facts.TRAIN_RECORD_NAME}" in parser().format_help()
+    release = VERSIONS["triton_sdk_image"].rsplit(":", 1)[1].split("-")[0]
+    assert image.DEFAULT_IMAGE.endswith(f":{release}") and f"-{release}-" in image.DEFAULT_ARCHIVE
+    # Run from the repository, the server stands in for the table's TF-Serving; packaged, for the
+    # version its package records (the server travels without bench/).
+    assert server.standin_version() == f"{VERSIONS['tfserving']}-standin"
+    store = tmp_path / "store"
+    store.mkdir(mode=0o755)
+    assert package.package(store, "x86_64").name == package.artifact_name(VERSIONS["tfserving"], "x86_64")
+    with tarfile.open(package.package(store, "x86_64", version="9.9.9")) as tar:
+        tar.extractall(tmp_path / "pkg", filter="data")
+    spec = importlib.util.spec_from_file_location("packaged_server", tmp_path / "pkg/lib/standin/server.py")
+    assert spec and spec.loader
+    packaged = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "packaged_server", packaged)  # its dataclasses look it up there
+    spec.loader.exec_module(packaged)
+    assert packaged.standin_version() == "9.9.9-standin"
 
 
 def test_the_roles_defaults_are_the_facts(tmp_path: Path) -> None:
