@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import subprocess
 
+from bench import facts
+
 # host_prep writes it; executable, prints JSON.
-DEFAULT_FACT = "/etc/ansible/facts.d/recbench_host.fact"
+DEFAULT_FACT = f"{facts.FACTS_D_DIR}/recbench_host.fact"
 TIMEOUT_S = 30
 
 

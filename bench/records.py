@@ -9,8 +9,8 @@ is the model: typed fields for what recbench reads, and the rest of what a host 
 
     metadata.json              InstanceRecord  (its `config` a ConfigRecord, its `search` a CapacitySearch)
     knob-search-<mode>.json    KnobSearchRecord
-    train/<mode>.json          TrainRecord     (its `trainer`: the model zoo's train_record.json)
-    train/export.json          ExportRecord    (its `model_card`: the exported version's model_card.json)
+    train/<mode>.json          TrainRecord     (its `trainer`: the record the model zoo's trainer writes)
+    train/export.json          ExportRecord    (its `model_card`: the exported version's model card)
 
 The rules, written once: `best_point` (the point that stands for an instance), `machine_capacity` (a
 machine is the sum of its instances), `enough_requests` (when a p99 means something). `python -m
@@ -456,7 +456,7 @@ class KnobSearchRecord(Record):
 
 @dataclass(frozen=True)
 class TrainerRecord(Record):
-    """train_record.json: what the model zoo's trainer measured (modelzoo.train writes it)."""
+    """The trainer's record (facts.TRAIN_RECORD_NAME): what the model zoo's trainer measured."""
 
     OPEN: ClassVar[bool] = True
 
@@ -474,7 +474,7 @@ class TrainerRecord(Record):
 
 @dataclass(frozen=True)
 class ModelCard(Record):
-    """model_card.json of an exported SavedModel version (modelzoo.export writes it)."""
+    """The model card (facts.MODEL_CARD_NAME) of an exported SavedModel version (modelzoo.export)."""
 
     OPEN: ClassVar[bool] = True
 

@@ -144,3 +144,16 @@ def stored(tmp_path: Path, rows: list[dict], metadata: dict[str, dict] | None = 
     with store.transaction():
         store.add_frames(instances[list(INSTANCE_COLUMNS)], frame[list(POINT_COLUMNS)])
     return store
+
+
+def two_run_trees(tmp_path: Path) -> Path:
+    """A store holding runs 2026-11-01 and 2026-11-02 (three instances each), ingested in run order from
+    trees of their own (tmp_path/tree-<run>, which the tests ingest again)."""
+    from collect.ingest import ingest
+
+    db = tmp_path / "store.duckdb"
+    for run in ("2026-11-01", "2026-11-02"):
+        place_run(tmp_path / f"tree-{run}", run)
+        with Store(db) as store:
+            assert ingest(tmp_path / f"tree-{run}", store).added == 3
+    return db

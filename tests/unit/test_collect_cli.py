@@ -15,26 +15,15 @@ import pytest
 
 from collect import cli, errors
 from collect.cli import main, parser
-from collect.ingest import ingest
 from collect.store import Store
 from tests.conftest import REPO
-from tests.results_tree import place_run
+from tests.results_tree import two_run_trees
 
 pytestmark = pytest.mark.unit
 
 LEGACY = REPO / "tests" / "fixtures" / "store_sqlite_v1" / "recbench.sqlite"
 COMMANDS = ["ingest", "report", "regressions", "twins", "pull", "best", "export", "import", "migrate", "nightly"]
 COMMANDS += ["compare"]
-
-
-def two_runs(tmp_path: Path) -> Path:
-    """A store holding runs 2026-11-01 and 2026-11-02 (three instances each), ingested in run order."""
-    db = tmp_path / "store.duckdb"
-    for run in ("2026-11-01", "2026-11-02"):
-        place_run(tmp_path / f"tree-{run}", run)
-        with Store(db) as store:
-            assert ingest(tmp_path / f"tree-{run}", store).added == 3
-    return db
 
 
 def collect(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -98,7 +87,7 @@ def test_a_usage_error_is_one_line_with_code_2(capsys) -> None:
 
 
 def test_an_unexpected_error_is_one_line_with_its_own_code_and_a_traceback_on_request(tmp_path: Path) -> None:
-    db = two_runs(tmp_path)
+    db = two_run_trees(tmp_path)
     # A bug planted in a query module (a real subprocess, a real store): not exit 1, not a traceback.
     plant = tmp_path / "plant"
     plant.mkdir()
@@ -121,7 +110,7 @@ def test_an_unexpected_error_is_one_line_with_its_own_code_and_a_traceback_on_re
 
 
 def test_no_ordinary_failure_exits_1(tmp_path: Path, capsys) -> None:
-    db = two_runs(tmp_path)
+    db = two_run_trees(tmp_path)
     bad_budgets = tmp_path / "b.yml"
     bad_budgets.write_text("default_p99_ms: [1, 2]\n")
     damaged = tmp_path / "damaged.duckdb"

@@ -15,22 +15,11 @@ import pytest
 from collect import errors
 from collect.cli import main
 from collect.errors import StoreError
-from collect.ingest import ingest
 from collect.store import Store
 from tests.conftest import REPO
-from tests.results_tree import place_run
+from tests.results_tree import place_run, two_run_trees
 
 pytestmark = pytest.mark.unit
-
-
-def two_runs(tmp_path: Path) -> Path:
-    """A store holding runs 2026-11-01 and 2026-11-02 (three instances each), ingested in run order."""
-    db = tmp_path / "store.duckdb"
-    for run in ("2026-11-01", "2026-11-02"):
-        place_run(tmp_path / f"tree-{run}", run)
-        with Store(db) as store:
-            assert ingest(tmp_path / f"tree-{run}", store).added == 3
-    return db
 
 
 def one_line(capsys) -> str:
@@ -46,7 +35,7 @@ def one_line(capsys) -> str:
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "zeroed tail"])
 def test_a_damaged_store_is_one_line_with_the_store_code(tmp_path: Path, damage: str, capsys) -> None:
-    db = two_runs(tmp_path)
+    db = two_run_trees(tmp_path)
     data = db.read_bytes()
     if damage == "truncated":
         db.write_bytes(data[: len(data) // 3])
@@ -66,7 +55,7 @@ def test_a_damaged_store_is_one_line_with_the_store_code(tmp_path: Path, damage:
 
 
 def test_commands_that_only_read_open_the_store_read_only_and_a_write_is_refused(tmp_path: Path, capsys) -> None:
-    db = two_runs(tmp_path)
+    db = two_run_trees(tmp_path)
     with Store.existing(db) as store:
         assert store.read_only and store.count("instances") == 6
         with pytest.raises(StoreError, match="opened read-only, this command cannot write to it"):
@@ -126,7 +115,7 @@ def _read_only_mount(directory: Path, command: str) -> subprocess.CompletedProce
 
 
 def test_a_store_on_a_read_only_filesystem_is_readable_and_an_ingest_into_it_is_one_line(tmp_path: Path) -> None:
-    db = two_runs(tmp_path)
+    db = two_run_trees(tmp_path)
     shelf = tmp_path / "shelf"
     shelf.mkdir()
     shutil.move(db, shelf / "store.duckdb")
@@ -148,7 +137,7 @@ def test_a_store_on_a_read_only_filesystem_is_readable_and_an_ingest_into_it_is_
 
 
 def test_a_file_where_a_directory_belongs_is_one_line_with_the_filesystem_code(tmp_path: Path, capsys) -> None:
-    db = two_runs(tmp_path)
+    db = two_run_trees(tmp_path)
     blocker = tmp_path / "a-file"
     blocker.write_text("in the way\n")
     place_run(tmp_path / "fresh", "2026-11-09")
@@ -175,7 +164,7 @@ def test_a_file_where_a_directory_belongs_is_one_line_with_the_filesystem_code(t
     "value", ["nan", "NaN", "inf", "-inf", "1e999", "0", "-5", "\u0663\u0660\u0660", "\uff13\uff10\uff10", "", "300ms"]
 )
 def test_a_budget_option_that_is_not_a_positive_ascii_number_is_refused(tmp_path: Path, value: str, capsys) -> None:
-    db = two_runs(tmp_path)
+    db = two_run_trees(tmp_path)
     for command in ("best", "twins"):
         assert main([command, "--db", str(db), "--p99-budget-ms", value]) == errors.EXIT_USAGE
         assert "--p99-budget-ms" in one_line(capsys)
@@ -221,7 +210,7 @@ BOMB = (
     ],
 )
 def test_a_bad_budgets_file_is_one_bounded_line_naming_the_key(tmp_path: Path, text: str, said: str, capsys) -> None:
-    db = two_runs(tmp_path)
+    db = two_run_trees(tmp_path)
     budgets = tmp_path / "budgets.yml"
     budgets.write_text(text)
     for argv in (["best", "--budgets", str(budgets)], ["report", "--budgets", str(budgets)]):
@@ -255,7 +244,7 @@ def _thresholds(tmp_path: Path, old: str, new: str) -> Path:
     ],
 )
 def test_a_bad_thresholds_file_is_one_line_naming_the_key(tmp_path: Path, old: str, new: str, said: str, capsys):
-    db = two_runs(tmp_path)
+    db = two_run_trees(tmp_path)
     thresholds = _thresholds(tmp_path, old, new)
     for command in ("regressions", "twins", "report"):
         assert main([command, "--db", str(db), "--thresholds", str(thresholds)]) == errors.EXIT_USAGE, command
@@ -264,7 +253,7 @@ def test_a_bad_thresholds_file_is_one_line_naming_the_key(tmp_path: Path, old: s
 
 
 def test_a_thresholds_file_with_a_yaml_bomb_is_a_short_line_in_little_time(tmp_path: Path, capsys) -> None:
-    db = two_runs(tmp_path)
+    db = two_run_trees(tmp_path)
     thresholds = tmp_path / "thresholds.yml"
     thresholds.write_text(f"change_points: {BOMB}\n")
     started = time.monotonic()

@@ -15,24 +15,14 @@ import pytest
 from collect import errors, names, pull
 from collect.cli import main
 from collect.exchange import export_dataset
-from collect.ingest import ingest
 from collect.inventory import SshTarget
 from collect.nightly import NightlyOptions, nightly
 from collect.store import Store
-from tests.results_tree import place_run
+from tests.results_tree import place_run, two_run_trees
 
 pytestmark = pytest.mark.unit
 
 HOSTILE = ["../../x", "/abs", "..", ".hidden", "r1\n", "a/b", "", "x" * 300, "r 1", "r1;rm"]
-
-
-def two_runs(tmp_path: Path) -> Path:
-    db = tmp_path / "store.duckdb"
-    for run in ("2026-11-01", "2026-11-02"):
-        place_run(tmp_path / f"tree-{run}", run)
-        with Store(db) as store:
-            assert ingest(tmp_path / f"tree-{run}", store).added == 3
-    return db
 
 
 def test_the_name_patterns() -> None:
@@ -48,7 +38,7 @@ def test_the_name_patterns() -> None:
 
 @pytest.mark.parametrize("bad", ["../../x", "/abs", "r1\n", ".."])
 def test_a_run_argument_that_is_not_a_name_is_refused_in_one_line(tmp_path: Path, bad: str, capsys) -> None:
-    db = two_runs(tmp_path)
+    db = two_run_trees(tmp_path)
     out = tmp_path / "deep" / "reports"
     argvs = [
         ["report", "--db", str(db), "--run", bad, "--out", str(out)],
@@ -68,7 +58,7 @@ def test_a_run_argument_that_is_not_a_name_is_refused_in_one_line(tmp_path: Path
 
 
 def test_report_refuses_a_run_id_from_the_store_that_cannot_be_a_directory(tmp_path: Path, capsys) -> None:
-    db = two_runs(tmp_path)
+    db = two_run_trees(tmp_path)
     # A store filled by an earlier version (or an import before the check) holds a run id '..'.
     with duckdb.connect(str(db)) as conn:
         for table in ("instances", "points"):
@@ -84,7 +74,7 @@ def test_report_refuses_a_run_id_from_the_store_that_cannot_be_a_directory(tmp_p
 
 
 def test_import_refuses_a_dataset_whose_run_id_is_not_a_name_and_stores_nothing(tmp_path: Path, capsys) -> None:
-    db = two_runs(tmp_path)
+    db = two_run_trees(tmp_path)
     share = tmp_path / "share"
     with Store(db) as store:
         export_dataset(store, share, ["2026-11-02"])
@@ -93,7 +83,9 @@ def test_import_refuses_a_dataset_whose_run_id_is_not_a_name_and_stores_nothing(
     target = tmp_path / "target.duckdb"
     assert main(["import", str(share), "--db", str(target)]) == errors.EXIT_USAGE
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "run id '..' is not a valid name" in err and err.strip().endswith("nothing imported"), err
+    assert (
+        err.count("\n") == 1 and "run id '..' is not a valid name" in err and err.strip().endswith("nothing imported")
+    ), err
     with Store.existing(target) as store:
         assert store.count("instances") == store.count("points") == 0
 

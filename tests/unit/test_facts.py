@@ -71,13 +71,8 @@ def test_paths_ports_run_ids_and_timeouts_are_spelled_only_in_bench_facts() -> N
 
 # Files of other owners that still spell a fact of this module, each waiting to read it from here:
 # shrink these lists as they switch over (roles/ and playbooks/ must already spell none).
-SECOND_SPELLINGS = {
-    # DEFAULT_FACT derives from FACTS_D_DIR in the working tree; listed until that line is committed
-    "facts_d_dir": ["bench/hostfact.py"],
-    # the trainer, the exporter and the train stage name the records; the results contract's
-    # docstrings name the files it types (bench/records.py)
-    "record_names": ["bench/records.py", "bench/train_stage.py", "modelzoo/export.py", "modelzoo/train.py"],
-}
+# Python files allowed a second spelling of a fact, by fact (none left: every file derives them).
+SECOND_SPELLINGS: dict[str, list[str]] = {}
 
 
 def _version(text: str) -> str:
