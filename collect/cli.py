@@ -178,7 +178,7 @@ def parser() -> argparse.ArgumentParser:
     nig.add_argument("-i", "--inventory", type=Path, default=Path("inventory"), help="default: %(default)s")
     nig.add_argument("--limit", default="kunpeng", help="group or host (default: %(default)s)")
     nig.add_argument("-e", "--extra-vars-file", type=Path, action="append", default=[], help="@file of variables")
-    nig.add_argument("--run", type=names.run_id_argument, default="", help="run id (default: the UTC time)")
+    nig.add_argument("--run", type=names.run_id_argument, default=None, help="run id (default: the UTC time)")
     nig.add_argument("--playbook", type=Path, default=DEFAULT_PLAYBOOK, help="default: bench.yml")
     nig.add_argument("--results", type=Path, default=Path("results"), help="default: %(default)s")
     nig.add_argument("--reports", type=Path, default=Path("reports"), help="default: %(default)s")
@@ -454,7 +454,7 @@ def run_nightly(args: argparse.Namespace) -> int:
         reports=args.reports,
         logs=args.logs,
         lock=args.lock,
-        run_id=args.run,
+        run_id=args.run or "",
         playbook=args.playbook,
         extra_vars_files=args.extra_vars_file,
         export_dir=args.export,

@@ -59,6 +59,16 @@ def test_help_documents_the_exit_codes_and_every_command_dispatches_by_set_defau
     assert source.count("if args.command ==") == 0
 
 
+def test_every_command_parses_with_its_defaults_alone() -> None:
+    # argparse applies an option's type to a text default: a default the type refuses (nightly's run
+    # id once was "") would refuse every invocation that leaves the option out, as cron's does
+    required = {"ingest": ["results"], "export": ["out.csv"], "import": ["dataset"], "pull": ["-i", "inventory.yml"]}
+    for name in COMMANDS:
+        args = parser().parse_args([name, *required.get(name, [])])
+        assert callable(args.func), name
+    assert parser().parse_args(["nightly"]).run is None
+
+
 def test_every_failure_kind_derives_from_one_base_with_a_code_that_is_never_the_alarm() -> None:
     from collect.baseline import BaselineError
     from collect.capacity import BudgetError
