@@ -60,7 +60,7 @@ MAX_RECORD_BYTES = 4 * 1024 * 1024
 # over it, a 99th percentile is not bounded at 99 % confidence (n >= ln(1 - 0.99) / ln(0.99)).
 CONFIDENCE, PERCENTILE = 0.99, 0.99
 MIN_REQUESTS = math.ceil(math.log(1 - CONFIDENCE) / math.log(PERCENTILE))  # 459
-_RANGE = re.compile(r"^([0-9]+):([0-9]+)(?::([0-9]+))?$")
+_RANGE = re.compile(r"([0-9]{1,7}):([0-9]{1,7})(?::([0-9]{1,7}))?")
 _ERROR_VALUE_CHARS = 60
 
 
@@ -94,16 +94,16 @@ def spec(
 def parse_range(text: str) -> tuple[int, int, int]:
     """`start:end[:step]` of perf_analyzer's --concurrency-range, checked: ASCII digits only, at most
     MAX_CONCURRENCY and MAX_LEVELS levels."""
-    match = _RANGE.match(text) if isinstance(text, str) and text.isascii() else None
+    match = _RANGE.fullmatch(text) if isinstance(text, str) and text.isascii() else None
     if not match:
         raise ValueError(f"concurrency range {_shown(text)} is not start:end[:step]")
     start, end, step = int(match.group(1)), int(match.group(2)), int(match.group(3) or 1)
     if start < 1 or end < start or step < 1:
-        raise ValueError(f"concurrency range {text!r} needs 1 <= start <= end and step >= 1")
+        raise ValueError(f"concurrency range {_shown(text)} needs 1 <= start <= end and step >= 1")
     if end > MAX_CONCURRENCY:
-        raise ValueError(f"concurrency range {text!r} goes past {MAX_CONCURRENCY}, the most recbench measures")
+        raise ValueError(f"concurrency range {_shown(text)} goes past {MAX_CONCURRENCY}, the most recbench measures")
     if (end - start) // step + 1 > MAX_LEVELS:
-        raise ValueError(f"concurrency range {text!r} has more than {MAX_LEVELS} levels")
+        raise ValueError(f"concurrency range {_shown(text)} has more than {MAX_LEVELS} levels")
     return start, end, step
 
 
@@ -134,7 +134,8 @@ class Record:
         if not isinstance(data, dict):
             raise RecordError(f"{where or cls.__name__}: must be a JSON object, not {type(data).__name__}")
         values: dict[str, Any] = {}
-        for f, hint in cls._typed():
+        # the version first: a record of another schema is named as such, not by its first odd field
+        for f, hint in sorted(cls._typed(), key=lambda typed: typed[0].name != "schema"):
             name = f"{where}.{f.name}" if where else f.name
             if f.name not in data:
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
@@ -145,7 +146,9 @@ class Record:
             typed = {f.name for f, _ in cls._typed()}
             # untyped, but still JSON the store can read: finite numbers, valid Unicode
             values["extra"] = {
-                k: _json_value(v, f"{where}.{k}" if where else str(k)) for k, v in data.items() if k not in typed
+                _key(k, where or cls.__name__): _json_value(v, f"{where}.{_label(k)}" if where else _label(k))
+                for k, v in data.items()
+                if k not in typed
             }
         record = cls(**values)
         record.check(where)
@@ -210,7 +213,7 @@ def _check(value: Any, hint: Any, name: str, meta: Mapping[str, Any]) -> Any:
         if not isinstance(value, dict):
             raise RecordError(f"{name}: must be a JSON object, not {_shown(value)}")
         item = typing.get_args(hint)[1] if typing.get_args(hint) else Any
-        return {str(k): _check(v, item, f"{name}.{k}", {}) for k, v in value.items()}
+        return {_key(k, name): _check(v, item, f"{name}.{_label(k)}", {}) for k, v in value.items()}
     if isinstance(hint, type) and issubclass(hint, Record):
         return hint.from_json(value, name)
     if hint is Any or hint is object:
@@ -248,6 +251,18 @@ def _plain_number(value: float | None) -> str:
     return "" if value is None else str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
+def _label(key: object, limit: int = 40) -> str:
+    """A key as a field name in a message, bounded."""
+    text = str(key)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _key(key: object, name: str) -> str:
+    """A mapping's key: text the store can read, like every value."""
+    _encodable(str(key), f"{name} (a key)")
+    return str(key)
+
+
 def _encodable(text: str, name: str) -> None:
     """Text the store's JSON functions can read: UTF-8 encodable (no lone surrogate escapes)."""
     try:
@@ -270,8 +285,7 @@ def _json_value(value: Any, name: str, depth: int = 0) -> Any:
             _json_value(item, f"{name}[{i}]", depth + 1)
     elif isinstance(value, dict):
         for key, item in value.items():
-            _encodable(str(key), name)
-            _json_value(item, f"{name}.{key}", depth + 1)
+            _json_value(item, f"{name}.{_label(_key(key, name))}", depth + 1)
     return value
 
 
@@ -412,6 +426,7 @@ class InstanceRecord(Record):
     server_error: str | None = spec(None, doc="why the servers never became ready")
     host_facts: dict[str, Any] | None = spec(None, doc="the host's fact when the instance was recorded")
     host_facts_start: dict[str, Any] | None = spec(None, doc="the host's fact when the measurement began")
+    versions: dict[str, Any] | None = spec(None, doc="TensorFlow, TF-Serving and perf_analyzer versions")
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -427,6 +442,9 @@ class InstanceRecord(Record):
             raise RecordError(f"instance: {_shown(self.instance)} does not match {NAME_PATTERN}")
         if self.config.config_id != self.config_id or self.config.model != self.model:
             raise RecordError("config: names another config or model than the record")
+        for name in ("levels_expected", "levels_reached", "levels_failed", "attempts"):
+            if len(getattr(self, name)) > MAX_LEVELS:
+                raise RecordError(f"{name}: more than {MAX_LEVELS} entries")
 
 
 @dataclass(frozen=True)

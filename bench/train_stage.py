@@ -32,7 +32,7 @@ from bench import facts
 from bench.hostfact import read_host_fact
 from bench.jobfile import load_job
 from bench.layout import export_record_path, now, train_record_path, write_record
-from bench.records import ExportRecord, ModelCard, TrainerRecord, TrainRecord, load
+from bench.records import ExportRecord, ModelCard, RecordError, TrainerRecord, TrainRecord, load
 
 TAIL_LINES = 20
 TRAINER_RECORD = facts.TRAIN_RECORD_NAME  # what modelzoo.train writes beside its checkpoint
@@ -98,13 +98,20 @@ def train_mode(job: dict, model: str, mode: dict, results: Path) -> str:
         "host_facts": read_host_fact(job["host_fact"]) if job.get("host_fact") else {},
     }
     trainer_record = trainer_record_path(work, model)
+    trainer, refused = None, ""
     if code == 0 and trainer_record.is_file():
-        trainer = load(TrainerRecord, trainer_record.read_text())
+        try:
+            trainer = load(TrainerRecord, trainer_record.read_text())
+        except RecordError as err:  # the training ran, but its record is not one to trust
+            refused = f"{trainer_record}: {err}"
+    if trainer is not None:
         record = TrainRecord(
             **measured, status="complete", trainer=trainer, throughput_examples_per_s=trainer.throughput_examples_per_s
         )
     else:
-        record = TrainRecord(**measured, status="failed", output_tail=tail(output))
+        record = TrainRecord(
+            **measured, status="failed", output_tail=[*tail(output), *([refused] if refused else [])][-TAIL_LINES:]
+        )
     write_record(record_path, record)
     return record.status
 

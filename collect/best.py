@@ -24,16 +24,20 @@ class _Point(NamedTuple):
     p99_us: float
 
 
+# What a search the contract refuses (stored before it was checked) stands for: no trusted capacity.
+UNREADABLE = CapacitySearch(kind="capacity", valid=False, reason="the stored search is not a record recbench reads")
+
+
 def search_of(metadata: str | None) -> CapacitySearch | None:
-    """The capacity search a stored metadata.json holds, or None (a grid, or a record the contract
-    no longer accepts: read around it, as a grid with no search)."""
+    """The capacity search a stored metadata.json holds; None for a grid; UNREADABLE for a search the
+    contract refuses (an instance that searched has no best point unless its search says which)."""
     if not metadata or '"search"' not in metadata:
         return None
     try:
         search = json.loads(metadata).get("search")
         return CapacitySearch.from_json(search) if search is not None else None
     except (ValueError, AttributeError, RecordError):
-        return None
+        return UNREADABLE
 
 
 def best_rows(instances: pd.DataFrame, points: pd.DataFrame, key: list[str]) -> pd.DataFrame:

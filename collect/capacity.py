@@ -80,6 +80,7 @@ _INSTANCES_SQL = f"""
                TRY_CAST(json_extract_string({_META}, '{search_path("p99_budget_ms")}') AS DOUBLE)
                    AS searched_budget,
                json_extract_string({_META}, '{search_path("reason")}') AS searched_reason,
+               json_extract_string({_META}, '{search_path("valid")}') = 'true' AS searched_valid,
                TRY_CAST(json_extract_string({_META}, '{search_path("level", "requests")}') AS BIGINT)
                    AS searched_reqs,
                json_array_length(json_extract({_META}, '{search_path("curve")}')) AS searched_levels,
@@ -118,8 +119,8 @@ def _requests(row: pd.Series) -> float | None:
 
 def _reason(row: pd.Series) -> str | None:
     """Why an instance's capacity cannot be trusted (bench.records' rules); None when it can."""
-    if row["searched"]:
-        return row["searched_reason"] or None
+    if row["searched"]:  # the search's own verdict (bench.records.CapacitySearch.valid)
+        return None if row["searched_valid"] is True else (row["searched_reason"] or "the search is not valid")
     if row["status"] == "failed":
         return "no level measured"
     if pd.isna(row["capacity"]):

@@ -26,7 +26,7 @@ EXIT_CODES = {
     EXIT_USAGE: "usage or bad input: an argument, a file given (budgets, thresholds, baseline, inventory, "
     "dataset), a name that fails its pattern, a run the store does not hold, no store at --db; "
     "nightly could not start",
-    EXIT_SKIPPED: "some results skipped (ingest): each named on standard error, the rest stored",
+    EXIT_SKIPPED: "some results skipped (ingest, nightly): each named on standard error, the rest stored",
     EXIT_HOSTS: "some host failed (pull, nightly): unreachable, refused, or no result came home; the "
     "others' results are kept",
     EXIT_STORE: "the store cannot be used: damaged or truncated, locked by another writer, of a newer "

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import facts
-from collect.errors import EXIT_USAGE, CollectError
+from collect.errors import EXIT_ALARM, EXIT_HOSTS, EXIT_OK, EXIT_SKIPPED, EXIT_USAGE, CollectError, clip
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PLAYBOOK = REPO / "playbooks" / "bench.yml"
@@ -53,15 +53,16 @@ class NightlyOutcome:
     regressions: list[str]
     report_dir: Path | None
     log_dir: Path
+    skipped: int = 0  # result files ingest named and skipped
 
     @property
     def exit_code(self) -> int:
         """1: a regression; 4: the pipeline failed on some host (the others' results are reported) or
-        no result came home; 0: neither."""
+        no result came home; 3: some result files were skipped (each named in the log); 0: none."""
         if self.regressions:
-            return 1
+            return EXIT_ALARM
         failed = self.playbook_status != "successful" or self.failed_hosts or self.report_dir is None
-        return 4 if failed else 0
+        return EXIT_HOSTS if failed else (EXIT_SKIPPED if self.skipped else EXIT_OK)
 
 
 @contextmanager
@@ -168,7 +169,7 @@ def nightly(options: NightlyOptions, say: Callable[[str], None] = print) -> Nigh
             with Store(migrate_if_legacy(options.db)) as store:
                 ingested = ingest(options.results, store)
                 for problem in ingested.problems:
-                    say_and_log(f"ingest skipped {problem}")
+                    say_and_log(clip(f"ingest skipped {problem}", 2000))
                 say_and_log(f"ingest: {ingested.added} new, {len(ingested.problems)} skipped")
                 report = build_report(store, run_id, options.reports)
                 if options.export_dir:
@@ -180,11 +181,14 @@ def nightly(options: NightlyOptions, say: Callable[[str], None] = print) -> Nigh
             for line in regressions:
                 say_and_log(f"REGRESSION {line}")
             say_and_log(f"report: {report.directory}")
-            return NightlyOutcome(run_id, status, failed_hosts, regressions, report.directory, log_dir)
+            return NightlyOutcome(
+                run_id, status, failed_hosts, regressions, report.directory, log_dir, len(ingested.problems)
+            )
 
 
 def main_nightly(options: NightlyOptions) -> int:
     outcome = nightly(options, lambda line: print(line, file=sys.stderr, flush=True))
-    verdict = "regression" if outcome.regressions else ("pipeline failed" if outcome.exit_code else "ok")
+    verdicts = {EXIT_ALARM: "regression", EXIT_HOSTS: "pipeline failed", EXIT_SKIPPED: "some results skipped"}
+    verdict = verdicts.get(outcome.exit_code, "ok")
     print(f"nightly {outcome.run_id}: {verdict}; logs in {outcome.log_dir}")
     return outcome.exit_code

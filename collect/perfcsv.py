@@ -30,12 +30,15 @@ class PerfPoint:
 
 
 def _number(path: Path, line: int, column: str, text: str) -> float:
+    shown = repr(text) if len(text) <= 40 else repr(text[:37]) + "..."  # a message never grows with a cell
     try:
+        if not text.isascii():  # float() would read other scripts' digits
+            raise ValueError(text)
         value = float(text)
     except (TypeError, ValueError):
-        raise PerfCsvError(f"{path}:{line}: {column} is not a number: {text!r}") from None
+        raise PerfCsvError(f"{path}:{line}: {column} is not a number: {shown}") from None
     if not math.isfinite(value) or value < 0:
-        raise PerfCsvError(f"{path}:{line}: {column} must be a finite non-negative number, not {text!r}")
+        raise PerfCsvError(f"{path}:{line}: {column} must be a finite non-negative number, not {shown}")
     return value
 
 
@@ -66,7 +69,7 @@ def parse_perf_csv(path: Path, text: str | None = None) -> list[PerfPoint]:
             raise PerfCsvError(f"{path}:{line}: {len(row)} fields, the header has {len(header)}")
         try:  # the common case in one pass; anything odd goes through the checks that name it
             values = [float(row[i]) for i in positions]
-            sane = all(0 <= value < math.inf for value in values)
+            sane = all(0 <= value < math.inf for value in values) and "".join(row).isascii()
         except ValueError:
             sane = False
         if not sane:

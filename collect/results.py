@@ -58,6 +58,12 @@ def instance_dirs(root: Path) -> Iterator[Path]:
             yield meta.parent
 
 
+def _levels(levels: list[int], most: int = 12) -> str:
+    """A list of levels in a message, bounded."""
+    shown = ", ".join(map(str, levels[:most]))
+    return f"[{shown}{', ...' if len(levels) > most else ''}] ({len(levels)})"
+
+
 def read_checked(path: Path, root: Path | None, limit: int) -> bytes:
     """PATH's bytes, if it is a regular file of at most LIMIT bytes whose real path lies under ROOT."""
     try:
@@ -117,7 +123,9 @@ def load_instance(directory: Path, root: Path | None = None) -> InstanceResult:
         raise ResultError(f"{csv_path}: missing, but {meta_path.name} says {record.status}")
     reached = [p.concurrency for p in points]
     if reached != sorted(record.levels_reached):
-        raise ResultError(f"{csv_path}: holds concurrency {reached}, metadata says {record.levels_reached}")
+        raise ResultError(
+            f"{csv_path}: holds concurrency {_levels(reached)}, metadata says {_levels(record.levels_reached)}"
+        )
     return InstanceResult(
         run_id,
         host,

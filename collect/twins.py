@@ -35,10 +35,21 @@ def _flat(value: object, prefix: str = "") -> dict[str, object]:
     return {prefix: value}
 
 
+def _mapping(value: object) -> dict:
+    """VALUE if it is a mapping, else an empty one: a row stored before bench.records checked its
+    metadata may hold any JSON where a mapping belongs, and is read around, never a crash."""
+    return value if isinstance(value, dict) else {}
+
+
+def _megabytes(value: object) -> float:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
 def fingerprint(metadata: dict) -> dict[str, object]:
     """The fields that should make two hosts equal, from one instance's metadata.json."""
-    facts = metadata.get("host_facts") or {}
-    versions = metadata.get("versions") or {}
+    metadata = _mapping(metadata)
+    facts = _mapping(metadata.get("host_facts"))
+    versions = _mapping(metadata.get("versions"))
     tfserving = versions.get("tfserving")
     tensorflow = versions.get("tensorflow")
     return {
@@ -47,8 +58,9 @@ def fingerprint(metadata: dict) -> dict[str, object]:
         "cores": facts.get("cores"),
         "threads": facts.get("threads"),
         "numa_layout": [
-            (node.get("cpu_count"), round((node.get("memory_mb") or 0) / 1024))
-            for node in facts.get("numa_nodes") or []
+            (node.get("cpu_count"), round(_megabytes(node.get("memory_mb")) / 1024))
+            for node in (facts.get("numa_nodes") if isinstance(facts.get("numa_nodes"), list) else [])
+            if isinstance(node, dict)
         ],
         "kernel": facts.get("kernel"),
         "os": facts.get("os"),
@@ -61,6 +73,7 @@ def fingerprint(metadata: dict) -> dict[str, object]:
 
 
 def explaining(facts: dict) -> dict[str, object]:
+    facts = _mapping(facts)
     return _flat({key: facts.get(key) for key in EXPLAINING if key in facts})
 
 
@@ -84,7 +97,7 @@ def host_facts_of_run(store: Store, run_id: str) -> pd.DataFrame:
 
 def changed_during_run(first: dict, last_facts: dict) -> list[str]:
     """Explaining fields whose value at the start of the run differs from the end."""
-    start = explaining(first.get("host_facts_start") or {})
+    start = explaining(_mapping(first).get("host_facts_start") or {})
     end = explaining(last_facts or {})
     if not start:
         return []
@@ -103,7 +116,7 @@ def twins(store: Store, run_id: str, limits: Thresholds, values: pd.DataFrame | 
         described[row.host] = {
             "group": fingerprint_id(fields),
             "fingerprint": fields,
-            "explaining": explaining(last or first.get("host_facts") or {}),
+            "explaining": explaining(last or _mapping(first).get("host_facts") or {}),
             "changed": changed_during_run(first, last),
         }
     if values is None:

@@ -164,3 +164,19 @@ def test_queries_go_through_the_store_not_its_connection() -> None:
     for module in ("queries", "exchange", "legacy", "report", "twins", "changes", "aggregate", "nightly", "cli"):
         text = (REPO / "collect" / f"{module}.py").read_text()
         assert "store.db" not in text, module
+
+
+def test_nightly_says_when_results_were_skipped_and_the_docs_list_every_exit_code() -> None:
+    from collect.nightly import NightlyOutcome
+
+    def outcome(**changes: object) -> NightlyOutcome:
+        fields = {"run_id": "r", "playbook_status": "successful", "failed_hosts": [], "regressions": []}
+        return NightlyOutcome(**(fields | {"report_dir": Path("r"), "log_dir": Path("l")} | changes))
+
+    assert outcome().exit_code == errors.EXIT_OK
+    assert outcome(skipped=2).exit_code == errors.EXIT_SKIPPED
+    assert outcome(skipped=2, failed_hosts=["kp-01"]).exit_code == errors.EXIT_HOSTS
+    assert outcome(skipped=2, regressions=["drop"]).exit_code == errors.EXIT_ALARM
+    table = (REPO / "docs" / "collector.md").read_text().split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    documented = {int(line.split("|")[1]) for line in table.splitlines() if line.startswith("| ") and line[2].isdigit()}
+    assert documented == set(errors.EXIT_CODES)

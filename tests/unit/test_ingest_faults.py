@@ -111,14 +111,22 @@ def test_every_broken_file_is_named_and_skipped_and_every_good_result_is_stored(
 
 
 def poison(db: Path) -> None:
-    """Add to run 2026-11-02 an instance whose metadata text the engine's JSON functions reject (a
-    lone surrogate escape), as an ingest before the contract would have stored it."""
+    """Add to run 2026-11-02 what an ingest before the contract would have stored: a metadata text the
+    engine's JSON functions reject (a lone surrogate escape), one cut short, and one that is JSON but has
+    a string where a mapping belongs and started first (so twins reads it for its host)."""
+    odd = json.dumps({"started_at": "0000", "versions": "abc", "host_facts": {"numa_nodes": [1, 2], "cores": "x"}})
+    texts = {
+        "surrogate": '{"host_facts": {"x": "\\ud800"}, "search": {"kind": "capacity", "valid": true}}',
+        "cut-short": '{"host_facts": {"cores": 2}, "search": {"kind": "capac',
+        "odd-shapes": odd,
+    }
     with Store(db) as store, store.transaction():
-        store.execute(
-            "INSERT INTO instances SELECT * REPLACE ('poisoned' AS instance, "
-            '\'{"host_facts": {"x": "\\ud800"}, "search": {"kind": "capacity"\' AS metadata) '
-            "FROM instances WHERE run_id = '2026-11-02' LIMIT 1"
-        )
+        for name, text in texts.items():
+            store.execute(
+                "INSERT INTO instances SELECT * REPLACE (? AS instance, ? AS metadata) "
+                "FROM instances WHERE run_id = '2026-11-02' LIMIT 1",
+                [name, text],
+            )
 
 
 @pytest.mark.parametrize(
@@ -147,3 +155,12 @@ def test_a_store_holding_a_record_the_engine_rejects_still_answers(tmp_path: Pat
     )
     assert done.returncode in (0, EXIT_ALARM), done.stderr
     assert "Traceback" not in done.stderr and "Malformed JSON" not in done.stderr, done.stderr
+
+
+def test_twins_reads_around_metadata_of_the_wrong_shape() -> None:
+    from collect.twins import changed_during_run, explaining, fingerprint
+
+    odd = {"versions": "abc", "host_facts": {"numa_nodes": [1, {"memory_mb": "lots"}], "cores": "x"}}
+    assert fingerprint(odd)["numa_layout"] == [(None, 0)] and fingerprint(odd)["tensorflow"] is None
+    assert fingerprint(["not", "a", "mapping"])["cores"] is None
+    assert explaining("abc") == {} and changed_during_run({"host_facts_start": "abc"}, {}) == []

@@ -233,3 +233,66 @@ def test_the_field_tables_in_docs_are_the_ones_the_records_make() -> None:
     assert section == fields_markdown().rstrip(), (
         "docs/results-format.md drifted: paste `python -m bench.records fields`"
     )
+
+
+def test_keys_are_text_the_store_reads_and_messages_stay_short() -> None:
+    metadata = a_metadata()
+    metadata["\ud800"] = 1
+    with pytest.raises(RecordError, match="not valid Unicode"):
+        InstanceRecord.from_json(metadata)
+    metadata = a_metadata()
+    metadata["host_facts"]["\udcff" + "k" * 100_000] = 1
+    with pytest.raises(RecordError, match="not valid Unicode") as err:
+        InstanceRecord.from_json(metadata)
+    assert len(str(err.value)) < 200
+    for text in ("1:" + "9" * 4000, "1:4\n", "1:" + "9" * 8):
+        metadata = a_metadata()
+        metadata["config"]["concurrency_range"] = text
+        with pytest.raises(RecordError, match="concurrency_range") as err:
+            InstanceRecord.from_json(metadata)
+        assert len(str(err.value)) < 200, text
+    metadata = a_metadata()
+    metadata["levels_failed"] = list(range(1, 1001))
+    with pytest.raises(RecordError, match="levels_failed: more than 256 entries"):
+        InstanceRecord.from_json(metadata)
+
+
+def test_a_record_of_another_schema_is_named_as_such() -> None:
+    metadata = a_metadata() | {"schema": 2, "status": "renamed-in-schema-2"}
+    metadata.pop("config")
+    with pytest.raises(RecordError, match=r"^schema: must be one of 1, not 2"):
+        InstanceRecord.from_json(metadata)
+
+
+def test_a_stored_search_the_contract_refuses_has_no_best_point() -> None:
+    import pandas as pd
+
+    from collect.best import best_rows
+
+    key = ["run_id", "host", "model", "config_id", "instance"]
+    ids = ["r", "h", "dlrm", "c", "numa0"]
+    points = pd.DataFrame(
+        [[*ids, level, 100.0 * level, 1.0, 1.0, 1.0] for level in (1, 2)],
+        columns=[*key, "concurrency", "throughput", "p50_us", "p90_us", "p99_us"],
+    )
+    for metadata, best in (
+        ("{}", 200.0),  # a grid: its fastest level
+        ('{"search": {"kind": "capacity", "valid": "yes"}}', None),  # refused: none, not the fastest
+        ('{"search": {"kind": "capac', None),  # cut short
+    ):
+        instances = pd.DataFrame([[*ids, metadata]], columns=[*key, "metadata"])
+        found = best_rows(instances, points, key)["best_throughput"].iloc[0]
+        assert (None if pd.isna(found) else found) == best, metadata
+
+
+def test_only_ascii_digits_are_numbers_in_a_perf_analyzer_csv(tmp_path: Path) -> None:
+    from collect.perfcsv import PerfCsvError, parse_perf_csv
+
+    header = "Concurrency,Inferences/Second,p50 latency,p90 latency,p95 latency,p99 latency\n"
+    path = tmp_path / "perf.csv"
+    with pytest.raises(PerfCsvError, match="Inferences/Second is not a number"):
+        parse_perf_csv(path, header + "1,\u0661\u0662\u0663,1,1,1,1\n")
+    with pytest.raises(PerfCsvError) as err:
+        parse_perf_csv(path, header + "1," + "x" * 100_000 + ",1,1,1,1\n")
+    assert len(str(err.value)) < 300
+    assert parse_perf_csv(path, header + "1,123,1,1,1,1\n")[0].throughput == 123.0
