@@ -88,9 +88,9 @@ def fleet_inventory(tmp_path: Path, port: int = 2222) -> tuple[Path, Path]:
     return fleet.inventory, fleet.known_hosts
 
 
-def rsync_ssh_of_fetch(tmp_path: Path, *inventory_args: str) -> list[str]:
-    """The ssh command line (after `ssh`) that fetch.yml's synchronize hands rsync, run for real with a
-    stand-in rsync: only the pull task (--start-at-task), as if the host had results."""
+def rsync_argv_of_fetch(tmp_path: Path, *inventory_args: str, run_id: str | None = "run1") -> list[str]:
+    """The arguments fetch.yml's synchronize hands rsync, run for real with a stand-in rsync: only the
+    pull task (--start-at-task), as if the host had results."""
     fake, log = tmp_path / "rsync", tmp_path / "rsync.log"
     fake.write_text(FAKE_RSYNC)
     fake.chmod(0o755)
@@ -107,8 +107,8 @@ def rsync_ssh_of_fetch(tmp_path: Path, *inventory_args: str) -> list[str]:
                     "fetch_source": {"stat": {"exists": True}},
                     "ansible_rsync_path": str(fake),
                     "recbench_results_dir": str(tmp_path / "results"),
-                    "recbench_run_id": "run1",
                 }
+                | ({"recbench_run_id": run_id} if run_id else {})
             ),
         ],
         timeout=120,
@@ -116,6 +116,12 @@ def rsync_ssh_of_fetch(tmp_path: Path, *inventory_args: str) -> list[str]:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     (argv,) = [json.loads(line) for line in log.read_text().splitlines()]
+    return argv
+
+
+def rsync_ssh_of_fetch(tmp_path: Path, *inventory_args: str) -> list[str]:
+    """The ssh command line (after `ssh`) that fetch.yml's synchronize hands rsync."""
+    argv = rsync_argv_of_fetch(tmp_path, *inventory_args)
     (rsh,) = [arg.split("=", 1)[1] for arg in argv if arg.startswith("--rsh=")]
     command = shlex.split(rsh)
     assert Path(command[0]).name == "ssh", command
@@ -138,6 +144,22 @@ def test_fetch_rsync_checks_host_keys_on_the_production_fleet(tmp_path: Path) ->
     ssh = effective_ssh(options, "recbench-admin@192.0.2.11")
     assert ssh["stricthostkeychecking"] == "true", options
     assert ssh["userknownhostsfile"].split()[0] == str(Path("~/.ssh/known_hosts").expanduser()), options
+
+
+def test_fetching_every_run_brings_only_this_hosts_directories_home(tmp_path: Path) -> None:
+    # a host's results root naming another host (planted, or a copy) must not land in that host's place
+    inventory, _ = fleet_inventory(tmp_path)
+    argv = rsync_argv_of_fetch(tmp_path, "-i", str(inventory), run_id=None)
+    filters = [a for a in argv if a.startswith(("--include=", "--exclude="))]
+    assert "--include=/*/kunpeng-01/***" in filters and filters[-1] == "--exclude=*", filters
+    source = tmp_path / "host-root"
+    for path in ("r1/kunpeng-01/dlrm/m.json", "r1/kunpeng-02/dlrm/m.json", "r2/kunpeng-01/.x.partial/m.json"):
+        (source / path).parent.mkdir(parents=True, exist_ok=True)
+        (source / path).write_text("{}")
+    home = tmp_path / "home"
+    subprocess.run(["rsync", "-r", *filters, f"{source}/", f"{home}/"], check=True, capture_output=True)
+    fetched = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
+    assert fetched == ["r1/kunpeng-01/dlrm/m.json"], fetched
 
 
 def ansible_ssh_command(tmp_path: Path, *args: str) -> list[str]:
