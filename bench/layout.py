@@ -59,10 +59,12 @@ def is_staging(path: Path) -> bool:
 
 
 def write_record(path: Path, record: Record) -> None:
-    """Atomically: a reader sees the old file or the new one, never half of one."""
+    """Atomically: a reader sees the old file or the new one, never half of one. A record built in code
+    is checked as a reader will check it before it is written (RecordError names the field)."""
+    text = type(record).from_json(record.to_json()).to_text()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(record.to_text())
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 

@@ -296,3 +296,19 @@ def test_only_ascii_digits_are_numbers_in_a_perf_analyzer_csv(tmp_path: Path) ->
         parse_perf_csv(path, header + "1," + "x" * 100_000 + ",1,1,1,1\n")
     assert len(str(err.value)) < 300
     assert parse_perf_csv(path, header + "1,123,1,1,1,1\n")[0].throughput == 123.0
+
+
+def test_a_record_built_in_code_is_checked_before_it_is_written(tmp_path: Path) -> None:
+    from bench.layout import write_record
+
+    good = TrainRecord(run_id="r1", host="h", model="dlrm", mode="single", status="complete", seconds=1.0)
+    write_record(tmp_path / "ok.json", good)
+    assert load(TrainRecord, (tmp_path / "ok.json").read_text()) == good
+    for bad, named in (
+        (TrainRecord(run_id="r1", host="h", model="dlrm", mode="half", status="complete"), "mode"),
+        (TrainRecord(run_id="r1", host="h", model="dlrm", mode="single", status="complete", seconds=-1.0), "seconds"),
+        (TrainRecord(run_id="../r", host="h", model="dlrm", mode="single", status="failed"), "run_id"),
+    ):
+        with pytest.raises(RecordError, match=f"^{named}:"):
+            write_record(tmp_path / "bad.json", bad)
+        assert not (tmp_path / "bad.json").exists()
