@@ -172,7 +172,7 @@ def generate_store(db: Path, first_night: int, last_night: int, hosts: int) -> N
                 "printf('%s-entire-b256-%03d', model, c) AS config_id, 'numa0' AS instance"
             )
             with store.transaction():
-                store.db.execute(
+                store.execute(
                     f"""INSERT INTO instances ({", ".join(INSTANCE_COLUMNS)})
                         SELECT {names}, 'complete', 'entire', 256, '1:10:1', 0, 0, 0, 0, '[]',
                         replace(replace(replace(replace(?, '@RUN@', printf('night-%04d', n)),
@@ -184,7 +184,7 @@ def generate_store(db: Path, first_night: int, last_night: int, hosts: int) -> N
                     [METADATA_TEMPLATE],
                 )
                 # A host's speed, a config's, a level's, and 3 % of noise; host 7 slows by 15 % from night 200.
-                store.db.execute(
+                store.execute(
                     f"""INSERT INTO points SELECT {names}, level,
                         1000.0 * (1 + mi) * (1 + c / {CONFIGS}) * (1 + (h % 10) / 50.0) * (1 - 0.5 ** level)
                             * (1 + ((hash(n, h, mi, c, level) % 600)::INTEGER - 300) / 10000.0)
