@@ -117,9 +117,8 @@ R = TypeVar("R", bound="Record")
 
 class Record:
     """Base of the records: typed dataclass fields, checked in `from_json`, written by `to_json`.
-    OPEN records keep the keys they do not type in `extra` and write them back as they were."""
+    Open records (OpenRecord) keep the keys they do not type in `extra` and write them back as they were."""
 
-    OPEN: ClassVar[bool] = False
     # Fields written even when None (the rest are left out when None: a key a writer never had).
     ALWAYS: ClassVar[tuple[str, ...]] = ()
 
@@ -142,7 +141,7 @@ class Record:
                     raise RecordError(f"{name}: missing")
                 continue
             values[f.name] = _check(data[f.name], hint, name, f.metadata)
-        if cls.OPEN:
+        if issubclass(cls, OpenRecord):
             typed = {f.name for f, _ in cls._typed()}
             # untyped, but still JSON the store can read: finite numbers, valid Unicode
             values["extra"] = {
@@ -164,8 +163,8 @@ class Record:
             if value is None and f.name not in self.ALWAYS:
                 continue
             out[f.name] = _plain(value)
-        if self.OPEN:
-            out = {**self.extra, **out}  # type: ignore[attr-defined]
+        if isinstance(self, OpenRecord):
+            out = {**self.extra, **out}
         return out
 
     def to_text(self) -> str:
@@ -291,6 +290,23 @@ def _json_value(value: Any, name: str, depth: int = 0) -> Any:
 
 # ------------------------------------------------------------------------------------------- records
 @dataclass(frozen=True)
+class OpenRecord(Record):
+    """A record that keeps the keys it does not type (`extra`: versions, host facts, a newer writer's
+    additions) and writes them back as they were, still strict JSON."""
+
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class RunRecord(OpenRecord):
+    """A record of one model on one host in one run: the names its path is made of."""
+
+    run_id: str = spec(pattern=RUN_ID_PATTERN)
+    host: str = spec(pattern=HOST_PATTERN)
+    model: str = spec(pattern=NAME_PATTERN)
+
+
+@dataclass(frozen=True)
 class Level(Record):
     """One measured level of a capacity search: what perf_analyzer reported for it."""
 
@@ -303,10 +319,9 @@ class Level(Record):
 
 
 @dataclass(frozen=True)
-class CapacitySearch(Record):
+class CapacitySearch(OpenRecord):
     """`search` of a capacity search's metadata.json: the curve it measured and its capacity."""
 
-    OPEN: ClassVar[bool] = True
     ALWAYS: ClassVar[tuple[str, ...]] = ("capacity", "level")
 
     kind: str = spec(choices=("capacity",))
@@ -321,7 +336,6 @@ class CapacitySearch(Record):
     stopped: str = spec("", doc="why the search stopped growing")
     min_requests: int = spec(MIN_REQUESTS, lo=0, doc="requests a level needs for its p99 to be valid")
     seconds: float | None = spec(None, lo=0, doc="time the search took")
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def check(self, where: str) -> None:
         if self.valid and (self.capacity is None or self.level is None):
@@ -329,10 +343,8 @@ class CapacitySearch(Record):
 
 
 @dataclass(frozen=True)
-class ConfigRecord(Record):
+class ConfigRecord(OpenRecord):
     """`config` of metadata.json: the knobs of one config (bench.controller.sweeps makes them)."""
-
-    OPEN: ClassVar[bool] = True
 
     config_id: str = spec(pattern=NAME_PATTERN)
     model: str = spec(pattern=NAME_PATTERN)
@@ -358,7 +370,6 @@ class ConfigRecord(Record):
     knob_group: str | None = spec(None, pattern=r"^$|" + NAME_PATTERN)
     knob_budget: int | None = spec(None, lo=1, hi=10_000)
     instances_per_node: int | None = spec(None, lo=1, hi=10, doc="absent: 1")
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def check(self, where: str) -> None:
         try:
@@ -374,22 +385,17 @@ class ConfigRecord(Record):
 
 
 @dataclass(frozen=True)
-class InstanceSpec(Record):
+class InstanceSpec(OpenRecord):
     """`instance` of metadata.json: one server instance and where its client ran."""
-
-    OPEN: ClassVar[bool] = True
 
     name: str = spec(pattern=NAME_PATTERN)
     port: int | None = spec(None, lo=1, hi=65_535)
     numa_node: int | None = spec(None, lo=0, hi=1_023)
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
-class Attempt(Record):
+class Attempt(OpenRecord):
     """One perf_analyzer run of an instance."""
-
-    OPEN: ClassVar[bool] = True
 
     attempt: int = spec(lo=1)
     exit_code: int | None = spec(None)
@@ -399,18 +405,12 @@ class Attempt(Record):
     levels_asked: list[int] = spec([], lo=1, hi=MAX_CONCURRENCY)
     levels_reached: list[int] = spec([], lo=1, hi=MAX_CONCURRENCY)
     last_output_line: str = spec("")
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
-class InstanceRecord(Record):
+class InstanceRecord(RunRecord):
     """metadata.json: one instance's result (its CSV beside it holds the points)."""
 
-    OPEN: ClassVar[bool] = True
-
-    run_id: str = spec(pattern=RUN_ID_PATTERN)
-    host: str = spec(pattern=HOST_PATTERN)
-    model: str = spec(pattern=NAME_PATTERN)
     config_id: str = spec(pattern=NAME_PATTERN)
     config: ConfigRecord = spec()
     instance: InstanceSpec | str = spec(doc="the instance (older records: its name)")
@@ -427,7 +427,6 @@ class InstanceRecord(Record):
     host_facts: dict[str, Any] | None = spec(None, doc="the host's fact when the instance was recorded")
     host_facts_start: dict[str, Any] | None = spec(None, doc="the host's fact when the measurement began")
     versions: dict[str, Any] | None = spec(None, doc="TensorFlow, TF-Serving and perf_analyzer versions")
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def instance_name(self) -> str:
@@ -456,10 +455,9 @@ class KnobMeasured(Record):
 
 
 @dataclass(frozen=True)
-class KnobSearchRecord(Record):
+class KnobSearchRecord(OpenRecord):
     """knob-search-<mode>.json: what a coordinate search over the knobs measured, in order."""
 
-    OPEN: ClassVar[bool] = True
     ALWAYS: ClassVar[tuple[str, ...]] = ("best",)
 
     knob_search: str = spec(choices=("coordinate",))
@@ -469,14 +467,11 @@ class KnobSearchRecord(Record):
     best: KnobMeasured | None = spec(None)
     stopped: str = spec("")
     group: str = spec("", pattern=r"^$|" + NAME_PATTERN)
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
-class TrainerRecord(Record):
+class TrainerRecord(OpenRecord):
     """The trainer's record (facts.TRAIN_RECORD_NAME): what the model zoo's trainer measured."""
-
-    OPEN: ClassVar[bool] = True
 
     model: str | None = spec(None, pattern=NAME_PATTERN)
     steps: int | None = spec(None, lo=0)
@@ -487,31 +482,23 @@ class TrainerRecord(Record):
     final_loss: float | None = spec(None, doc="null when training diverged (not a finite number)")
     seed: int | None = spec(None)
     dataset: str | None = spec(None)
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
-class ModelCard(Record):
+class ModelCard(OpenRecord):
     """The model card (facts.MODEL_CARD_NAME) of an exported SavedModel version (modelzoo.export)."""
-
-    OPEN: ClassVar[bool] = True
 
     model: str = spec(pattern=NAME_PATTERN)
     version: int = spec(lo=1)
     signature: str | None = spec(None)
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
-class TrainRecord(Record):
+class TrainRecord(RunRecord):
     """train/<mode>.json: one training of a model pinned as MODE says (bench.train_stage)."""
 
-    OPEN: ClassVar[bool] = True
     ALWAYS: ClassVar[tuple[str, ...]] = ("exit_code",)
 
-    run_id: str = spec(pattern=RUN_ID_PATTERN)
-    host: str = spec(pattern=HOST_PATTERN)
-    model: str = spec(pattern=NAME_PATTERN)
     mode: str = spec(choices=MODES)
     status: str = spec(choices=("complete", "failed"))
     schema: int = spec(SCHEMA, choices=(SCHEMA,))
@@ -526,18 +513,12 @@ class TrainRecord(Record):
     trainer: TrainerRecord | None = spec(None)
     throughput_examples_per_s: float | None = spec(None, lo=0)
     output_tail: list[str] | None = spec(None)
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
-class ExportRecord(Record):
+class ExportRecord(RunRecord):
     """train/export.json: which SavedModel version TF-Serving serves, and where it came from."""
 
-    OPEN: ClassVar[bool] = True
-
-    run_id: str = spec(pattern=RUN_ID_PATTERN)
-    host: str = spec(pattern=HOST_PATTERN)
-    model: str = spec(pattern=NAME_PATTERN)
     status: str = spec(choices=("complete", "failed"))
     schema: int = spec(SCHEMA, choices=(SCHEMA,))
     seconds: float | None = spec(None, lo=0)
@@ -547,7 +528,6 @@ class ExportRecord(Record):
     source: dict[str, Any] | None = spec(None)
     exit_code: int | None = spec(None)
     output_tail: list[str] | None = spec(None)
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 RECORDS: dict[str, type[Record]] = {
@@ -560,12 +540,12 @@ RECORDS: dict[str, type[Record]] = {
 }
 
 
-def load(kind: type[R], text: str | bytes, where: str = "") -> R:
+def load(kind: type[R], text: str | bytes) -> R:
     """A record from a file's text: strict JSON (no NaN), then the record's checks."""
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as err:
-        raise RecordError(f"{where}not JSON: {_bounded(str(err))}") from None
+        raise RecordError(f"not JSON: {_bounded(str(err))}") from None
     return kind.from_json(data)
 
 
@@ -678,7 +658,7 @@ def _define(kind: type[Record], defs: dict[str, Any]) -> None:
         "description": (kind.__doc__ or "").strip().splitlines()[0],
         "properties": properties,
         "required": required,
-        "additionalProperties": kind.OPEN,
+        "additionalProperties": issubclass(kind, OpenRecord),
     }
 
 
