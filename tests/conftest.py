@@ -32,6 +32,11 @@ def run(cmd: list[str], timeout: float = 600, **extra_env: str) -> subprocess.Co
     )
 
 
+def collect_cli(*args: str, timeout: float = 120, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m collect ARGS` of this checkout, in a process of its own, as a user runs it."""
+    return run([sys.executable, "-m", "collect", *args], timeout=timeout, **extra_env)
+
+
 def load_plugin(relative: str) -> ModuleType:
     """An Ansible plugin file of the repository as a module, to test its functions directly."""
     path = REPO / relative

@@ -16,7 +16,7 @@ import pytest
 from collect import cli, errors
 from collect.cli import main, parser
 from collect.store import Store
-from tests.conftest import REPO
+from tests.conftest import REPO, collect_cli
 from tests.results_tree import two_run_trees
 
 pytestmark = pytest.mark.unit
@@ -24,20 +24,6 @@ pytestmark = pytest.mark.unit
 LEGACY = REPO / "tests" / "fixtures" / "store_sqlite_v1" / "recbench.sqlite"
 COMMANDS = ["ingest", "report", "regressions", "twins", "pull", "best", "export", "import", "migrate", "nightly"]
 COMMANDS += ["compare"]
-
-
-def collect(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "collect", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def test_help_documents_the_exit_codes_and_every_command_dispatches_by_set_defaults(capsys) -> None:
@@ -109,12 +95,12 @@ def test_an_unexpected_error_is_one_line_with_its_own_code_and_a_traceback_on_re
     import os
 
     path = f"{plant}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
-    quiet = collect("best", "--db", str(db), env={"PYTHONPATH": path})
+    quiet = collect_cli("best", "--db", str(db), PYTHONPATH=path)
     assert quiet.returncode == errors.EXIT_INTERNAL == 70, quiet.stderr
     assert quiet.stderr.count("\n") == 1
     assert quiet.stderr.startswith("collect: internal error: ZeroDivisionError: planted bug")
     assert "RECBENCH_DEBUG=1" in quiet.stderr
-    loud = collect("best", "--db", str(db), env={"PYTHONPATH": path, "RECBENCH_DEBUG": "1"})
+    loud = collect_cli("best", "--db", str(db), PYTHONPATH=path, RECBENCH_DEBUG="1")
     assert loud.returncode == 70
     assert "Traceback (most recent call last)" in loud.stderr and "raise ZeroDivisionError" in loud.stderr
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -12,7 +10,7 @@ import pytest
 from collect.ingest import ingest
 from collect.perfcsv import PerfCsvError, parse_perf_csv
 from collect.store import MIGRATIONS, Store, StoreError
-from tests.conftest import REPO
+from tests.conftest import collect_cli
 from tests.results_tree import FIXTURES, place, place_run
 
 pytestmark = pytest.mark.unit
@@ -124,24 +122,10 @@ def test_the_schema_is_versioned(tmp_path: Path) -> None:
 def test_cli_reports_problems_with_a_non_zero_exit(tree: Path, tmp_path: Path) -> None:
     (tree / "r1" / "kp-01" / "dlrm" / "dlrm-entire-b16-x" / "numa1" / "perf.csv").write_text("")
     db = tmp_path / "cli.duckdb"
-    proc = subprocess.run(
-        [sys.executable, "-m", "collect", "ingest", str(tree), "--db", str(db)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = collect_cli("ingest", str(tree), "--db", str(db))
     assert proc.returncode == 3  # collect.errors.EXIT_SKIPPED: some results skipped, the rest stored
     assert "ingest: 3 new, 0 already stored, 1 skipped" in proc.stdout
     assert "numa1/perf.csv: empty" in proc.stderr
-    missing = subprocess.run(
-        [sys.executable, "-m", "collect", "ingest", str(tmp_path / "nope")],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    missing = collect_cli("ingest", str(tmp_path / "nope"))
     assert missing.returncode == 2
     assert missing.stderr.strip() == f"collect: {tmp_path / 'nope'}: no such results directory"

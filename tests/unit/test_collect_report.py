@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +12,7 @@ import pytest
 from collect.report import ReportError, build_report
 from collect.store import Store
 from tests.browser import html_attribute, rendered_dom
-from tests.conftest import REPO
+from tests.conftest import collect_cli
 from tests.results_tree import two_run_store
 
 pytestmark = pytest.mark.unit
@@ -53,14 +52,7 @@ def test_an_unknown_run_is_a_clear_error(store_path: Path, tmp_path: Path) -> No
 
 def test_compare_prints_ratios_to_another_run_and_to_the_baseline(store_path: Path) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "collect", "compare", "--db", str(store_path), *args],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return collect_cli("compare", "--db", str(store_path), *args)
 
     same = cli("--run", "2026-11-02", "--against", "2026-11-01")
     assert same.returncode == 0, same.stderr

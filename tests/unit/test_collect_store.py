@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -18,7 +16,7 @@ from collect.cli import main
 from collect.exchange import export_dataset, import_dataset
 from collect.ingest import ingest
 from collect.store import INSTANCE_COLUMNS, POINT_COLUMNS, Store
-from tests.conftest import REPO
+from tests.conftest import REPO, collect_cli
 from tests.results_tree import place, place_run, two_run_store
 
 pytestmark = pytest.mark.unit
@@ -163,22 +161,12 @@ def test_commands_that_only_read_create_nothing(tmp_path: Path, command: list[st
 
 
 def test_ingest_says_when_a_tree_holds_no_results_and_shows_progress(tmp_path: Path) -> None:
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "collect", *args],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
     (tmp_path / "empty").mkdir()
-    empty = cli("ingest", str(tmp_path / "empty"), "--db", str(tmp_path / "s.duckdb"))
+    empty = collect_cli("ingest", str(tmp_path / "empty"), "--db", str(tmp_path / "s.duckdb"))
     assert empty.returncode == 2  # bad input (collect.errors.EXIT_USAGE), never 1: that is the alarm
     assert f"collect: {tmp_path / 'empty'}: no results in this tree" in empty.stderr
     place_run(tmp_path / "results", "r1")
-    full = cli("ingest", str(tmp_path / "results"), "--db", str(tmp_path / "s.duckdb"))
+    full = collect_cli("ingest", str(tmp_path / "results"), "--db", str(tmp_path / "s.duckdb"))
     assert full.returncode == 0, full.stderr
     assert "ingest: instance results read: 3/3" in full.stderr
     assert full.stdout.strip() == f"ingest: 3 new, 0 already stored, 0 skipped, into {tmp_path / 's.duckdb'}"

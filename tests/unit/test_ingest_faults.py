@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from collect.errors import EXIT_ALARM, EXIT_SKIPPED
 from collect.store import Store
-from tests.conftest import REPO
+from tests.conftest import collect_cli
 from tests.results_tree import place_run, two_run_store
 
 pytestmark = pytest.mark.unit
@@ -77,21 +75,10 @@ def broken_tree(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return root, expected
 
 
-def ingest_cli(root: Path, db: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "collect", "ingest", str(root), "--db", str(db)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,  # a FIFO read would hang: the bound is the check
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def test_every_broken_file_is_named_and_skipped_and_every_good_result_is_stored(tmp_path: Path) -> None:
     root, expected = broken_tree(tmp_path)
     db = tmp_path / "store.duckdb"
-    done = ingest_cli(root, db)
+    done = collect_cli("ingest", str(root), "--db", str(db))  # a FIFO read would hang: the timeout bounds it
     assert done.returncode == EXIT_SKIPPED != EXIT_ALARM, done.stderr
     lines = done.stderr.splitlines()
     for kind, says in expected.items():
@@ -145,14 +132,7 @@ def test_a_store_holding_a_record_the_engine_rejects_still_answers(tmp_path: Pat
     db = two_run_store(tmp_path)
     poison(db)
     args = [part.replace("{tmp}", str(tmp_path)) for part in command]
-    done = subprocess.run(
-        [sys.executable, "-m", "collect", *args, "--db", str(db)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    done = collect_cli(*args, "--db", str(db))
     assert done.returncode in (0, EXIT_ALARM), done.stderr
     assert "Traceback" not in done.stderr and "Malformed JSON" not in done.stderr, done.stderr
 
