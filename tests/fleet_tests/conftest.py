@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.facts import RESULTS_ROOT
 from sim.fleet.fleet import Fleet
+from tests.conftest import run
+from tests.results_tree import place
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +60,22 @@ def sited() -> set[str]:
 
 def inventory_of(fleet: Fleet) -> Path:
     return fleet.inventory
+
+
+def adhoc(fleet: Fleet, hosts: str, module: str, args: str) -> None:
+    """One Ansible module on HOSTS of FLEET, as root; the test fails with Ansible's output otherwise."""
+    done = run(["ansible", "-i", str(fleet.inventory), hosts, "-b", "-m", module, "-a", args])
+    assert done.returncode == 0, done.stdout[-2000:]
+
+
+def results_on_hosts(fleet: Fleet, local: Path, run_id: str, instances: list[tuple[str, str, list[int]]]) -> None:
+    """Every host of FLEET holds, under its results root, run RUN_ID's complete dlrm-entire-b16-x
+    INSTANCES ((instance, perf_analyzer fixture CSV, levels reached)), made in LOCAL as the sweep runner
+    makes them and copied in one Ansible call."""
+    for host in fleet.hosts():
+        for instance, csv, levels in instances:
+            place(
+                local / host.name, run_id, host.name, "dlrm", "dlrm-entire-b16-x", instance, csv, "complete", levels, []
+            )
+    source = f"{local}/{{{{ inventory_hostname }}}}/"
+    adhoc(fleet, "all", "ansible.builtin.copy", f"src={source} dest={RESULTS_ROOT}/ directory_mode=0755 mode=0644")

@@ -18,7 +18,7 @@ from collect.pull import pull
 from sim.fleet.fleet import LOOPBACK, Fleet, FleetHost
 from sim.fleet.podman import podman
 from tests.conftest import REPO, run
-from tests.results_tree import place
+from tests.fleet_tests.conftest import adhoc, results_on_hosts
 
 pytestmark = pytest.mark.fleet
 
@@ -37,49 +37,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     fleet = Fleet(tmp_path_factory.mktemp("keysfleet"), name="pytest-keys")
     fleet.down(log=lambda _: None)
     fleet.up(2, log=lambda _: None)
-    local = tmp_path_factory.mktemp("keysresults")
-    for host in fleet.hosts():
-        place(
-            local / host.name,
-            RUN_ID,
-            host.name,
-            "dlrm",
-            "dlrm-entire-b16-x",
-            "numa0",
-            "plain.csv",
-            "complete",
-            [1, 2],
-            [],
-        )
-    copied = run(
-        [
-            "ansible",
-            "-i",
-            str(fleet.inventory),
-            "all",
-            "-b",
-            "-m",
-            "ansible.builtin.copy",
-            "-a",
-            f"src={local}/{{{{ inventory_hostname }}}}/ dest={RESULTS_ROOT}/ directory_mode=0755 mode=0644",
-        ]
-    )
-    assert copied.returncode == 0, copied.stdout[-2000:]
+    results_on_hosts(fleet, tmp_path_factory.mktemp("keysresults"), RUN_ID, [("numa0", "plain.csv", [1, 2])])
     # fetch.yml pulls with rsync, which host_prep installs (site.yml, minutes): only rsync here.
-    rsync = run(
-        [
-            "ansible",
-            "-i",
-            str(fleet.inventory),
-            "all",
-            "-b",
-            "-m",
-            "ansible.builtin.apt",
-            "-a",
-            "name=rsync update_cache=true",
-        ]
-    )
-    assert rsync.returncode == 0, rsync.stdout[-2000:]
+    adhoc(fleet, "all", "ansible.builtin.apt", "name=rsync update_cache=true")
     yield fleet
     fleet.down(log=lambda _: None)
 

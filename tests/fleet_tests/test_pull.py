@@ -12,7 +12,7 @@ from collect.pull import pull
 from sim.fleet.fleet import Fleet
 from sim.fleet.podman import podman
 from tests.conftest import run
-from tests.results_tree import place
+from tests.fleet_tests.conftest import results_on_hosts
 
 pytestmark = pytest.mark.fleet
 
@@ -22,37 +22,12 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     fleet = Fleet(tmp_path_factory.mktemp("pullfleet"), name="pytest-pull")
     fleet.down(log=lambda _: None)
     fleet.up(2, log=lambda _: None)
-    local = tmp_path_factory.mktemp("hostresults")
-    for host in ("kunpeng-01", "kunpeng-02"):
-        place(
-            local / host,
-            "run1",
-            host,
-            "dlrm",
-            "dlrm-entire-b16-x",
-            "numa0",
-            "verbose.csv",
-            "complete",
-            [1, 2, 3, 4],
-            [],
-        )
-        place(
-            local / host, "run1", host, "dlrm", "dlrm-entire-b16-x", "numa1", "plain.csv", "complete", [1, 2, 3, 4], []
-        )
-        copied = run(
-            [
-                "ansible",
-                "-i",
-                str(fleet.inventory),
-                host,
-                "-b",
-                "-m",
-                "ansible.builtin.copy",
-                "-a",
-                f"src={local / host}/ dest=/opt/recbench/results/ directory_mode=0755 mode=0644",
-            ]
-        )
-        assert copied.returncode == 0, copied.stdout[-2000:]
+    results_on_hosts(
+        fleet,
+        tmp_path_factory.mktemp("hostresults"),
+        "run1",
+        [("numa0", "verbose.csv", [1, 2, 3, 4]), ("numa1", "plain.csv", [1, 2, 3, 4])],
+    )
     yield fleet
     fleet.down(log=lambda _: None)
 
