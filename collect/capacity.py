@@ -105,7 +105,8 @@ _INSTANCES_SQL = f"""
     ORDER BY model, host, config_id, instance
 """
 MACHINE = ["host", "model", "config_id"]
-KNOB_COLUMNS = ["mode", "batch_size", "concurrency_range", "intra", "inter", "xla", "onednn"]
+# What a machine's row repeats of its first instance, after its class and how it was found (in this order).
+CONFIG_COLUMNS = ["concurrency_range", "intra", "inter", "xla", "onednn", "budget_ms"]
 
 
 def _requests(row: pd.Series) -> float | None:
@@ -154,8 +155,7 @@ def _machine(rows: pd.DataFrame) -> dict:
         "mode": first["mode"],
         "batch_size": first["batch_size"],
         "found_by": found_by,
-        **{k: first[k] for k in KNOB_COLUMNS[2:]},
-        "budget_ms": first["budget_ms"],
+        **{k: first[k] for k in CONFIG_COLUMNS},
         "capacity": machine_sum((c, r is None) for c, r in zip(capacities, each_reason, strict=True)),
         "capacity_measured": sum(measured) if measured else None,
         "instances": len(rows),

@@ -288,14 +288,11 @@ class Store:
                 self.db.execute(f"SELECT {keys}, {', '.join(POINT_FIELDS)} FROM fresh_points").df(),
                 KEY,
             )
-            self.db.register("fresh_best", best)
-            try:
+            with self.registered("fresh_best", best):
                 self.db.execute(
                     f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT f.*, "
                     f"{', '.join(f'b.{c}' for c in BEST_COLUMNS)} FROM fresh f LEFT JOIN fresh_best b USING ({keys})"
                 )
-            finally:
-                self.db.unregister("fresh_best")
             new_points = "SELECT * FROM fresh_points"
         self.db.execute("INSERT INTO instances SELECT * FROM fresh")
         self.db.execute(f"INSERT INTO points {new_points}")
