@@ -88,11 +88,8 @@ def _own(relative: PurePosixPath, host: str, run_id: str | None) -> bool:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _fetch(sftp: paramiko.SFTPClient, remote: PurePosixPath, size: int, local: Path, report: PullReport) -> None:
