@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bench.messages import shown
 from bench.versions import ARCHES, VERSIONS
 
 # The five models of the seed benchmark, in its order, and the data set each trains on.
@@ -136,16 +137,10 @@ def valid_run_id(run_id: str) -> bool:
     return isinstance(run_id, str) and bool(re.fullmatch(RUN_ID_PATTERN, run_id))
 
 
-def _shown(value: Any) -> str:
-    """A value as an error message quotes it: repr (a newline shows as \\n), at most 80 characters."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def check_name(value: Any, what: str) -> str:
     """VALUE if it is a name (NAME_PATTERN, the whole string); else a one-line ValueError naming WHAT."""
     if not isinstance(value, str) or not re.fullmatch(NAME_PATTERN, value):
-        raise ValueError(f"{what} {_shown(value)} is not a name ({NAME_RULE})")
+        raise ValueError(f"{what} {shown(value, 80)} is not a name ({NAME_RULE})")
     return value
 
 
@@ -154,7 +149,7 @@ def parse_port_range(text: Any, what: str = "port range") -> tuple[int, int]:
     match = re.fullmatch(r"([0-9]{1,5})-([0-9]{1,5})", text) if isinstance(text, str) else None
     first, last = (int(match.group(1)), int(match.group(2))) if match else (0, -1)
     if not (PORT_MIN <= first <= last <= PORT_MAX):
-        raise ValueError(f"{what} {_shown(text)} is not first-last with {PORT_MIN} <= first <= last <= {PORT_MAX}")
+        raise ValueError(f"{what} {shown(text, 80)} is not first-last with {PORT_MIN} <= first <= last <= {PORT_MAX}")
     return first, last
 
 
@@ -165,7 +160,7 @@ def check_port(value: Any, what: str, port_range: str | None = None) -> int:
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 5:
         port = int(value)
     if isinstance(port, bool) or not isinstance(port, int) or not PORT_MIN <= port <= PORT_MAX:
-        raise ValueError(f"{what} {_shown(value)} is not a TCP port ({PORT_MIN}-{PORT_MAX})")
+        raise ValueError(f"{what} {shown(value, 80)} is not a TCP port ({PORT_MIN}-{PORT_MAX})")
     if port_range is not None:
         first, last = parse_port_range(port_range)
         if not first <= port <= last:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from bench import facts
+from bench.messages import clipped, shown
 
 # Version of every record file; a reader refuses what it does not know. Fields are only ever added
 # (optional, with a default), which keeps the version: a record written before a field existed reads.
@@ -61,17 +62,10 @@ MAX_RECORD_BYTES = 4 * 1024 * 1024
 CONFIDENCE, PERCENTILE = 0.99, 0.99
 MIN_REQUESTS = math.ceil(math.log(1 - CONFIDENCE) / math.log(PERCENTILE))  # 459
 _RANGE = re.compile(r"([0-9]{1,7}):([0-9]{1,7})(?::([0-9]{1,7}))?")
-_ERROR_VALUE_CHARS = 60
 
 
 class RecordError(ValueError):
     """A record fails the contract; the message names the field (`config.batch_size: ...`)."""
-
-
-def _shown(value: object) -> str:
-    """A value in an error message, bounded: a message never grows with the input."""
-    text = repr(value)
-    return text if len(text) <= _ERROR_VALUE_CHARS else text[: _ERROR_VALUE_CHARS - 3] + "..."
 
 
 def spec(
@@ -96,14 +90,14 @@ def parse_range(text: str) -> tuple[int, int, int]:
     MAX_CONCURRENCY and MAX_LEVELS levels."""
     match = _RANGE.fullmatch(text) if isinstance(text, str) and text.isascii() else None
     if not match:
-        raise ValueError(f"concurrency range {_shown(text)} is not start:end[:step]")
+        raise ValueError(f"concurrency range {shown(text)} is not start:end[:step]")
     start, end, step = int(match.group(1)), int(match.group(2)), int(match.group(3) or 1)
     if start < 1 or end < start or step < 1:
-        raise ValueError(f"concurrency range {_shown(text)} needs 1 <= start <= end and step >= 1")
+        raise ValueError(f"concurrency range {shown(text)} needs 1 <= start <= end and step >= 1")
     if end > MAX_CONCURRENCY:
-        raise ValueError(f"concurrency range {_shown(text)} goes past {MAX_CONCURRENCY}, the most recbench measures")
+        raise ValueError(f"concurrency range {shown(text)} goes past {MAX_CONCURRENCY}, the most recbench measures")
     if (end - start) // step + 1 > MAX_LEVELS:
-        raise ValueError(f"concurrency range {_shown(text)} has more than {MAX_LEVELS} levels")
+        raise ValueError(f"concurrency range {shown(text)} has more than {MAX_LEVELS} levels")
     return start, end, step
 
 
@@ -205,12 +199,12 @@ def _check(value: Any, hint: Any, name: str, meta: Mapping[str, Any]) -> Any:
     origin = typing.get_origin(hint)
     if origin is list:
         if not isinstance(value, list):
-            raise RecordError(f"{name}: must be a list, not {_shown(value)}")
+            raise RecordError(f"{name}: must be a list, not {shown(value)}")
         (item,) = typing.get_args(hint)
         return [_check(v, item, f"{name}[{i}]", meta) for i, v in enumerate(value)]
     if origin is dict or hint is dict:
         if not isinstance(value, dict):
-            raise RecordError(f"{name}: must be a JSON object, not {_shown(value)}")
+            raise RecordError(f"{name}: must be a JSON object, not {shown(value)}")
         item = typing.get_args(hint)[1] if typing.get_args(hint) else Any
         return {_key(k, name): _check(v, item, f"{name}.{_label(k)}", {}) for k, v in value.items()}
     if isinstance(hint, type) and issubclass(hint, Record):
@@ -219,17 +213,17 @@ def _check(value: Any, hint: Any, name: str, meta: Mapping[str, Any]) -> Any:
         return _json_value(value, name)
     if hint is bool:
         if not isinstance(value, bool):
-            raise RecordError(f"{name}: must be true or false, not {_shown(value)}")
+            raise RecordError(f"{name}: must be true or false, not {shown(value)}")
     elif hint is int:
         if not isinstance(value, int) or isinstance(value, bool):
-            raise RecordError(f"{name}: must be an integer, not {_shown(value)}")
+            raise RecordError(f"{name}: must be an integer, not {shown(value)}")
     elif hint is float:
         if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-            raise RecordError(f"{name}: must be a finite number, not {_shown(value)}")
+            raise RecordError(f"{name}: must be a finite number, not {shown(value)}")
         value = float(value)
     elif hint is str:
         if not isinstance(value, str):
-            raise RecordError(f"{name}: must be text, not {_shown(value)}")
+            raise RecordError(f"{name}: must be text, not {shown(value)}")
         _encodable(value, name)
     else:  # pragma: no cover - a record declared a type this module does not know
         raise TypeError(f"{name}: unsupported field type {hint!r}")
@@ -238,11 +232,11 @@ def _check(value: Any, hint: Any, name: str, meta: Mapping[str, Any]) -> Any:
     if number and ((lo is not None and value < lo) or (hi is not None and value > hi)):
         low, high = _plain_number(lo), _plain_number(hi)
         bounds = f"{low}..{high}" if lo is not None and hi is not None else f">= {low}" if lo is not None else ""
-        raise RecordError(f"{name}: must be in {bounds or f'<= {high}'}, not {_shown(value)}")
+        raise RecordError(f"{name}: must be in {bounds or f'<= {high}'}, not {shown(value)}")
     if meta.get("pattern") and isinstance(value, str) and not re.fullmatch(meta["pattern"], value):
-        raise RecordError(f"{name}: {_shown(value)} does not match {meta['pattern']}")
+        raise RecordError(f"{name}: {shown(value)} does not match {meta['pattern']}")
     if meta.get("choices") and value not in meta["choices"]:
-        raise RecordError(f"{name}: must be one of {', '.join(map(str, meta['choices']))}, not {_shown(value)}")
+        raise RecordError(f"{name}: must be one of {', '.join(map(str, meta['choices']))}, not {shown(value)}")
     return value
 
 
@@ -250,10 +244,9 @@ def _plain_number(value: float | None) -> str:
     return "" if value is None else str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def _label(key: object, limit: int = 40) -> str:
+def _label(key: object) -> str:
     """A key as a field name in a message, bounded."""
-    text = str(key)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return clipped(str(key), 40)
 
 
 def _key(key: object, name: str) -> str:
@@ -276,7 +269,7 @@ def _json_value(value: Any, name: str, depth: int = 0) -> Any:
     if depth > 32:
         raise RecordError(f"{name}: nested deeper than 32 levels")
     if isinstance(value, float) and not math.isfinite(value):
-        raise RecordError(f"{name}: must be a finite number, not {_shown(value)}")
+        raise RecordError(f"{name}: must be a finite number, not {shown(value)}")
     if isinstance(value, str):
         _encodable(value, name)
     elif isinstance(value, list):
@@ -438,7 +431,7 @@ class InstanceRecord(RunRecord):
 
     def check(self, where: str) -> None:
         if isinstance(self.instance, str) and not re.fullmatch(NAME_PATTERN, self.instance):
-            raise RecordError(f"instance: {_shown(self.instance)} does not match {NAME_PATTERN}")
+            raise RecordError(f"instance: {shown(self.instance)} does not match {NAME_PATTERN}")
         if self.config.config_id != self.config_id or self.config.model != self.model:
             raise RecordError("config: names another config or model than the record")
         for name in ("levels_expected", "levels_reached", "levels_failed", "attempts"):
@@ -545,16 +538,12 @@ def load(kind: type[R], text: str | bytes) -> R:
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as err:
-        raise RecordError(f"not JSON: {_bounded(str(err))}") from None
+        raise RecordError(f"not JSON: {clipped(str(err))}") from None
     return kind.from_json(data)
 
 
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not a number JSON knows")
-
-
-def _bounded(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------------------------- rules

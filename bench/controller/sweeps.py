@@ -21,6 +21,7 @@ import yaml
 from bench.capacity import DEFAULT_MAX_CONCURRENCY, DEFAULT_MIN_GAIN_PERCENT, most_levels
 from bench.facts import PORT_STEP
 from bench.knobsearch import DEFAULT_KNOB_BUDGET, KNOB_SEARCHES
+from bench.messages import clipped, shown
 from bench.records import (
     DISTRIBUTIONS,
     INPUT_DATA,
@@ -157,16 +158,6 @@ class SweepConfig:
             raise SweepError(f"{self.model}: config {self.config_id}: {err}") from None
 
 
-def _shown(value: object, limit: int = 60) -> str:
-    """A value as a message quotes it, bounded: an alias-laden YAML file never makes a huge message."""
-    text = repr(value) if not isinstance(value, dict | list) else type(value).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _clip(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _number_ok(value: object) -> bool:
     return not isinstance(value, float) or math.isfinite(value)
 
@@ -175,7 +166,7 @@ def _load(path: Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise SweepError(f"{path}: not valid YAML: {_clip(str(err))}") from None
+        raise SweepError(f"{path}: not valid YAML: {clipped(str(err))}") from None
     if not isinstance(data, dict):
         raise SweepError(f"{path}: expected a mapping of keys")
     return data
@@ -189,19 +180,19 @@ def _validate_search(path: Path, data: dict) -> None:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             continue
         if not isinstance(value, kind) or isinstance(value, bool):
-            raise SweepError(f"{path}: {key} must be a {kind.__name__}, not {_shown(value)}")
+            raise SweepError(f"{path}: {key} must be a {kind.__name__}, not {shown(value)}")
         if not _number_ok(value):
-            raise SweepError(f"{path}: {key} must be a finite number, not {_shown(value)}")
+            raise SweepError(f"{path}: {key} must be a finite number, not {shown(value)}")
     search = data.get("search", "grid")
     knob_search = data.get("knob_search", "grid")
     if knob_search not in KNOB_SEARCHES:
-        raise SweepError(f"{path}: knob_search must be {' or '.join(KNOB_SEARCHES)}, not {_shown(knob_search)}")
+        raise SweepError(f"{path}: knob_search must be {' or '.join(KNOB_SEARCHES)}, not {shown(knob_search)}")
     if knob_search != "grid" and search != "capacity":
         raise SweepError(f"{path}: knob_search: {knob_search} searches capacities: it needs search: capacity")
     if data.get("knob_budget", DEFAULT_KNOB_BUDGET) < 1:
         raise SweepError(f"{path}: knob_budget must be 1 or more configs")
     if search not in SEARCH_KINDS:
-        raise SweepError(f"{path}: search must be {' or '.join(SEARCH_KINDS)}, not {_shown(search)}")
+        raise SweepError(f"{path}: search must be {' or '.join(SEARCH_KINDS)}, not {shown(search)}")
     if search == "grid":
         extra = sorted(k for k in SEARCH if k != "search" and k in data)
         if extra:
@@ -219,7 +210,7 @@ def _validate_search(path: Path, data: dict) -> None:
 def _validate(path: Path, data: dict) -> None:
     unknown = set(data) - set(AXES) - set(SCALARS) - set(SEARCH) - set(KNOB_SEARCH) - set(OPTIONAL_AXES)
     if unknown:
-        raise SweepError(f"{path}: unknown key(s) {_clip(', '.join(sorted(map(str, unknown))))}")
+        raise SweepError(f"{path}: unknown key(s) {clipped(', '.join(sorted(map(str, unknown))))}")
     missing = (set(AXES) | set(SCALARS)) - set(data)
     if missing:
         raise SweepError(f"{path}: missing key(s) {', '.join(sorted(missing))}")
@@ -229,7 +220,7 @@ def _validate(path: Path, data: dict) -> None:
             raise SweepError(f"{path}: {key} must be a non-empty list")
         for value in values:
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                raise SweepError(f"{path}: {key} holds {_shown(value)}, not a {kind.__name__}")
+                raise SweepError(f"{path}: {key} holds {shown(value)}, not a {kind.__name__}")
     for key, (kind, _) in OPTIONAL_AXES.items():
         values = data.get(key, [1])
         if (
@@ -243,7 +234,7 @@ def _validate(path: Path, data: dict) -> None:
     for key, kind in SCALARS.items():
         value = data[key]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise SweepError(f"{path}: {key} must be a {kind.__name__}, not {_shown(value)}")
+            raise SweepError(f"{path}: {key} must be a {kind.__name__}, not {shown(value)}")
     checks = [
         (all(m in MODES for m in data["modes"]), f"modes must be among {', '.join(MODES)}"),
         (all(0 < b <= MAX_BATCH_SIZE for b in data["batch_sizes"]), f"batch_sizes must be 1 to {MAX_BATCH_SIZE}"),
@@ -273,7 +264,7 @@ def _validate(path: Path, data: dict) -> None:
 def load_definition(model: str, profile: str | None = None, directory: Path = SWEEP_DIR) -> dict:
     for what, name in (("model", model), ("profile", profile or "none")):
         if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
-            raise SweepError(f"{directory}: {what} {_shown(name)} is not a name (it would become a path)")
+            raise SweepError(f"{directory}: {what} {shown(name)} is not a name (it would become a path)")
     path = directory / f"{model}.yml"
     if not path.is_file():
         raise SweepError(f"{path}: no sweep definition for model {model!r}")
