@@ -10,6 +10,11 @@ level comes next and what the outcome means. Standard library only: it runs on t
    bisect while the gap is wider than one level and than min_gain_percent of `lo` (below saturation
    throughput grows at most in proportion to the level, so a narrower gap cannot gain more).
 
+An open loop (`load: poisson`, bench.capacity_run) searches the request rate the same way, from
+start_rate doubling up to max_rate, bisecting to min_gain_percent of the rate (`search_rate`). A level
+the client could not send on schedule (`Level.late`) is never a capacity: it stops the growth, and the
+capacity found below it is only a lower bound, recorded invalid and why.
+
 The capacity is the best throughput among the measured levels within the budget. It is **valid**
 when enough requests were measured at its level (bench.records.enough_requests: MLPerf LoadGen's
 early-stopping bound for a 99th percentile); the budget met is in its definition, and perf_analyzer
@@ -24,10 +29,19 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench.records import MIN_REQUESTS, CapacitySearch, Level, enough_requests
+from bench.records import (
+    MAX_DELAYED_PERCENT,
+    MIN_REQUESTS,
+    CapacitySearch,
+    Level,
+    enough_requests,
+    rate_tolerance,
+)
 
 DEFAULT_MIN_GAIN_PERCENT = 5.0
 DEFAULT_MAX_CONCURRENCY = 256
+DEFAULT_START_RATE = 1.0
+DEFAULT_MAX_RATE = 65_536.0
 
 
 def most_levels(max_concurrency: int) -> int:
@@ -37,21 +51,36 @@ def most_levels(max_concurrency: int) -> int:
     return doublings + max(0, math.ceil(math.log2(max(max_concurrency // 2, 1))))
 
 
+def most_rate_levels(start_rate: float, max_rate: float, min_gain_percent: float) -> int:
+    """The most levels an open-loop search measures: the doublings from START_RATE to MAX_RATE, then a
+    bisection of the last doubling's gap down to MIN_GAIN_PERCENT of its lower end."""
+    doublings = math.ceil(math.log2(max(max_rate / start_rate, 1))) + 1
+    return doublings + max(0, math.ceil(math.log2(100 / min_gain_percent)))
+
+
+def tidy_rate(rate: float) -> float:
+    """A rate to ask for: three significant figures (perf_analyzer's CSV prints it back alike)."""
+    return float(f"{rate:.3g}")
+
+
 @dataclass
 class Outcome:
     budget_ms: float
     levels: list[Level] = field(default_factory=list)
-    unmeasured: list[int] = field(default_factory=list)
+    unmeasured: list[float] = field(default_factory=list)
     stopped: str = ""
     error: str = ""
+    load: str = "closed"
+    client_bound: str = ""  # the first level the client could not send on schedule, and why
 
     def within(self) -> list[Level]:
-        return [m for m in self.levels if m.p99_us <= self.budget_ms * 1000]
+        """Levels within the budget that were sent as asked (a late level measured the client)."""
+        return [m for m in self.levels if m.p99_us <= self.budget_ms * 1000 and not m.late]
 
     @property
     def best(self) -> Level | None:
         fits = self.within()
-        return max(fits, key=lambda m: (m.throughput, -m.level)) if fits else None
+        return max(fits, key=lambda m: (m.throughput, -m.order)) if fits else None
 
     @property
     def reason(self) -> str:
@@ -62,31 +91,58 @@ class Outcome:
         if not self.levels:
             return "no level could be measured"
         if best is None:
-            first = min(self.levels, key=lambda m: m.level)
+            first = min(self.levels, key=lambda m: m.order)
+            if first.late:
+                return f"client-bound from the first level: {level_name(first)}: {first.late}"
             return (
-                f"no level within the budget: level {first.level} has p99 {first.p99_us / 1000:.1f} ms"
+                f"no level within the budget: {level_name(first)} has p99 {first.p99_us / 1000:.1f} ms"
                 f" > {self.budget_ms:g} ms"
             )
         if not enough_requests(best.requests):
-            return f"too few requests for a p99 at level {best.level}: {best.requests} < {MIN_REQUESTS}"
+            return f"too few requests for a p99 at {level_name(best)}: {best.requests} < {MIN_REQUESTS}"
+        if best.rate is not None:
+            off_schedule = schedule_problem(best)
+            if off_schedule:
+                return f"{level_name(best)} {off_schedule}"
+        if self.client_bound:
+            return f"client-bound: {self.client_bound}; the capacity is at least {best.throughput:,.1f} infer/s"
         return ""
 
     def record(self, seconds: float | None = None) -> CapacitySearch:
         best = self.best
+        open_loop = self.load != "closed"
         return CapacitySearch(
             kind="capacity",
+            load=self.load if open_loop else None,
             p99_budget_ms=self.budget_ms,
             valid=not self.reason,
             reason=self.reason,
             capacity=best.throughput if best else None,
             level=best,
-            curve=sorted(self.levels, key=lambda m: m.level),
-            unmeasured=sorted(self.unmeasured),
+            curve=sorted(self.levels, key=lambda m: m.order),
+            unmeasured=[] if open_loop else sorted(int(u) for u in self.unmeasured),
+            unmeasured_rates=sorted(self.unmeasured) if open_loop else None,
             windows=sum(m.windows for m in self.levels),
             stopped=self.stopped,
             min_requests=MIN_REQUESTS,
             seconds=seconds,
         )
+
+
+def level_name(level: Level) -> str:
+    return f"level {level.level}" if level.rate is None else f"rate {level.rate:g}/s"
+
+
+def schedule_problem(level: Level) -> str:
+    """Why an open-loop level was not sent as asked (empty when it was): more than MAX_DELAYED_PERCENT of
+    its requests left late, or its achieved rate strays from the asked one by more than the tolerance."""
+    if level.delayed_percent is not None and level.delayed_percent > MAX_DELAYED_PERCENT:
+        return f"was sent late: {level.delayed_percent:g} % of its requests delayed (at most {MAX_DELAYED_PERCENT:g} %)"
+    if level.rate and level.sent_rate is not None:
+        tolerance = rate_tolerance(level.requests)
+        if abs(level.sent_rate - level.rate) > tolerance * level.rate:
+            return f"achieved {level.sent_rate:,.1f} requests/s of {level.rate:g} asked (more than {tolerance:.1%} off)"
+    return ""
 
 
 class SearchCut(Exception):
@@ -132,6 +188,64 @@ def search(
         while lo and hi and hi - lo > 1 and (hi - lo) / lo > min_gain_percent / 100:
             mid = (lo + hi) // 2
             if fits(mid):
+                lo = mid
+            else:
+                hi = mid
+    except SearchCut as err:
+        outcome.error = str(err)
+        outcome.stopped = "the measurement was cut short"
+    return outcome
+
+
+def search_rate(
+    measure: Callable[[float], Level | None],
+    budget_ms: float,
+    min_gain_percent: float = DEFAULT_MIN_GAIN_PERCENT,
+    start_rate: float = DEFAULT_START_RATE,
+    max_rate: float = DEFAULT_MAX_RATE,
+) -> Outcome:
+    """The open-loop search: grow the request rate from START_RATE by doubling until a level breaks the
+    budget, cannot be sent on schedule or cannot be measured, then bisect the rate between the last good
+    level and the bad one to MIN_GAIN_PERCENT of it. MEASURE returns the level (its `late` set when the
+    client could not keep up even after its retries), None when unstable, or raises SearchCut."""
+    outcome = Outcome(budget_ms, load="poisson")
+    budget_us = budget_ms * 1000
+
+    def fits(rate: float) -> bool | None:
+        measured = measure(rate)
+        if measured is None:
+            outcome.unmeasured.append(rate)
+            return None
+        outcome.levels.append(measured)
+        within = measured.p99_us <= budget_us
+        # Sent late, yet within the budget: the client hid the queueing, the server may do more. Sent
+        # late and over it anyway: the p99 could only be worse on schedule, the budget is broken.
+        if measured.late and within and not outcome.client_bound:
+            outcome.client_bound = f"{level_name(measured)}: {measured.late}"
+        return within and not measured.late
+
+    lo, hi, rate = 0.0, 0.0, tidy_rate(start_rate)
+    try:
+        while True:
+            ok = fits(rate)
+            if not ok:
+                hi = rate
+                what = "could not be measured" if ok is None else "broke the budget"
+                if ok is not None and outcome.levels[-1].late and outcome.levels[-1].p99_us <= budget_us:
+                    what = "could not be sent on schedule"
+                outcome.stopped = f"rate {rate:g}/s {what}"
+                break
+            lo = rate
+            if rate >= max_rate:
+                outcome.stopped = f"max_rate {max_rate:g}/s reached"
+                break
+            rate = min(tidy_rate(rate * 2), max_rate)
+        while lo and hi and (hi - lo) / lo > min_gain_percent / 100:
+            mid = tidy_rate((lo + hi) / 2)
+            if mid in (lo, hi):
+                break
+            ok = fits(mid)
+            if ok:
                 lo = mid
             else:
                 hi = mid

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from bench.messages import shown
-from bench.versions import ARCHES, VERSIONS
+from bench.versions import ARCHES, LOADGEN_ARCHES, VERSIONS
 
 # The five models of the seed benchmark, in its order, and the data set each trains on.
 MODEL_DATASETS: dict[str, str] = {
@@ -98,6 +98,8 @@ FACTS: dict[str, Any] = {
     "tritonclient_version": VERSIONS["tritonclient"],
     "cuda_runtime_version": VERSIONS["cuda_runtime"],
     "pyyaml_version": VERSIONS["pyyaml"],
+    "loadgen_version": VERSIONS["loadgen"],
+    "loadgen_arches": LOADGEN_ARCHES,
     "triton_sdk_image": VERSIONS["triton_sdk_image"],
     "base_port": BASE_PORT,
     "port_step": PORT_STEP,

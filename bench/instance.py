@@ -18,17 +18,37 @@ from bench.layout import instance_metadata, publish_instance, read_rows
 REQUEST_COUNT = re.compile(r"^\s*Request count: (\d+)", re.MULTILINE)
 WINDOW = re.compile(r"^\s*Pass \[\d+\]", re.MULTILINE)
 UNSTABLE = "stable measurement"
+# In request-rate mode perf_analyzer says when it could not send on schedule, and the rate it managed
+# (neither is in its CSV): "... not able to keep up with the desired request rate. 60.78% of the
+# requests were delayed." and "Avg send request rate: 143.59 infer/sec".
+DELAYED = re.compile(r"not able to keep up with the desired request rate\. ([0-9.]+)% of the requests were delayed")
+SEND_RATE = re.compile(r"^\s*Avg send request rate: ([0-9.]+)", re.MULTILINE)
 
 
-def perf_command(job: dict, instance: dict, levels: list[int], interval_ms: int, csv_path: Path) -> list[str]:
+def perf_command(
+    job: dict,
+    instance: dict,
+    levels: list[int],
+    interval_ms: int,
+    csv_path: Path,
+    rate: tuple[float, int] | None = None,
+) -> list[str]:
+    """perf_analyzer's command for LEVELS of concurrency (a closed loop), or, given RATE (requests per
+    second, client threads), for one open-loop level: that rate of arrivals drawn from the config's
+    request distribution, sent by that many threads."""
     config = job["config"]
-    step = levels[1] - levels[0] if len(levels) > 1 else 1
     input_data = job.get("input_data_file") or "random"
     # A capacity search judges the budget itself: perf_analyzer writes no row for a level over its
     # threshold, and the level that breaks the budget is part of the curve.
     latency_threshold = (
         [] if config.get("search") == "capacity" else ["--latency-threshold", str(config["latency_threshold_ms"])]
     )
+    if rate is None:
+        step = levels[1] - levels[0] if len(levels) > 1 else 1
+        load = ["--concurrency-range", f"{levels[0]}:{levels[-1]}:{step}"]
+    else:
+        asked, threads = rate
+        load = ["--request-rate-range", f"{asked:g}:{asked:g}:1", "--max-threads", str(threads)]
     cmd = []
     if instance.get("client_cpus"):
         cmd += ["taskset", "-c", str(instance["client_cpus"])]
@@ -44,8 +64,7 @@ def perf_command(job: dict, instance: dict, levels: list[int], interval_ms: int,
         f"localhost:{instance['port']}",
         "-b",
         str(config["batch_size"]),
-        "--concurrency-range",
-        f"{levels[0]}:{levels[-1]}:{step}",
+        *load,
         "-p",
         str(interval_ms),
         "-s",
@@ -80,13 +99,21 @@ def run_perf(cmd: list[str], timeout: float) -> tuple[int | None, str, bool, flo
 
 
 def run_attempt(
-    job: dict, instance: dict, staging: Path, attempt: int, levels: list[int], interval: int, *more: str
+    job: dict,
+    instance: dict,
+    staging: Path,
+    attempt: int,
+    levels: list[int],
+    interval: int,
+    *more: str,
+    rate: tuple[float, int] | None = None,
 ) -> tuple[list[str], list[dict[str, str]], str, dict]:
-    """perf_analyzer once, as attempt N of an instance, for LEVELS (MORE: extra arguments): its CSV and its
-    command and output (attempt-N.csv, attempt-N.log) in STAGING. Returns the CSV's header and rows, the
-    output, and what metadata.json keeps of the attempt."""
+    """perf_analyzer once, as attempt N of an instance, for LEVELS (or one open-loop RATE: requests per
+    second, threads; MORE: extra arguments): its CSV and its command and output (attempt-N.csv,
+    attempt-N.log) in STAGING. Returns the CSV's header and rows, the output, and what metadata.json
+    keeps of the attempt."""
     csv_path = staging / f"attempt-{attempt}.csv"
-    cmd = [*perf_command(job, instance, levels, interval, csv_path), *more]
+    cmd = [*perf_command(job, instance, levels, interval, csv_path, rate), *more]
     exit_code, output, timed_out, seconds = run_perf(cmd, float(job["timeout_s"]))
     (staging / f"attempt-{attempt}.log").write_text(" ".join(cmd) + "\n\n" + output)
     header, rows = read_rows(csv_path.read_text()) if csv_path.is_file() else ([], [])
@@ -102,8 +129,9 @@ def run_attempt(
             "seconds": round(seconds, 3),
             "measurement_interval_ms": interval,
             "levels_asked": levels,
-            "levels_reached": sorted(int(r["Concurrency"]) for r in rows),
+            "levels_reached": sorted(int(r["Concurrency"]) for r in rows if "Concurrency" in r),
             "last_output_line": output.strip().splitlines()[-1] if output.strip() else "",
+            **({"rate_asked": rate[0], "max_threads": rate[1]} if rate else {}),
         },
     )
 

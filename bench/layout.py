@@ -68,10 +68,23 @@ def write_record(path: Path, record: Record) -> None:
     os.replace(tmp, path)
 
 
+# The first column of perf_analyzer's CSV: the level's concurrency, or its request rate (an open loop).
+CONCURRENCY_COLUMN, RATE_COLUMN = "Concurrency", "Request Rate"
+
+
+def _is_number(text: str | None) -> bool:
+    try:
+        return text is not None and text.strip().isascii() and float(text) >= 0
+    except ValueError:
+        return False
+
+
 def read_rows(text: str) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a perf_analyzer CSV (rows come sorted by throughput, not concurrency)."""
+    """Header and rows of a perf_analyzer CSV (rows come sorted by throughput, not level)."""
     reader = csv.DictReader(io.StringIO(text))
-    rows = [row for row in reader if row.get("Concurrency", "").strip().isdigit()]
+    rows = [
+        row for row in reader if row.get(CONCURRENCY_COLUMN, "").strip().isdigit() or _is_number(row.get(RATE_COLUMN))
+    ]
     return list(reader.fieldnames or []), rows
 
 

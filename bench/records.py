@@ -44,6 +44,11 @@ MODES = ("single", "entire")
 SEARCH_KINDS = ("grid", "capacity")
 DISTRIBUTIONS = ("constant", "poisson")
 INPUT_DATA = ("random", "real")
+# How the load arrives: a closed loop of clients that each wait for their answer (perf_analyzer's
+# concurrency mode), or Poisson arrivals that never wait (its request-rate mode; MLPerf's Server
+# scenario). Who sends it: perf_analyzer, or MLPerf LoadGen through recbench's gRPC SUT.
+LOADS = ("closed", "poisson")
+CLIENTS = ("perf_analyzer", "mlperf")
 # A name that becomes a path component (model, config id, instance): bench.facts' rule; a host is an
 # inventory name (a DNS name's length); a run id bench.facts' run id rule.
 NAME_PATTERN = facts.NAME_PATTERN
@@ -55,6 +60,13 @@ MAX_BATCH_SIZE = 65_536
 MAX_CONCURRENCY = 1_024
 MAX_LEVELS = 256  # levels of one concurrency range
 MAX_THREADS = 4_096  # intra / inter op threads
+MAX_RATE = 1_000_000.0  # requests per second an open-loop search may ask
+MAX_CLIENT_THREADS = 4_096  # perf_analyzer's --max-threads in an open loop
+# An open-loop level is sent on schedule when at most this share of its requests left late, and the
+# rate it achieved is within this share of the rate it asked (or within the Poisson sampling noise of
+# its request count, when that is wider: bench.records.rate_tolerance).
+MAX_DELAYED_PERCENT = 1.0
+RATE_TOLERANCE = 0.02
 # The largest metadata.json a reader opens (a real one is a few KiB; attempts' commands dominate).
 MAX_RECORD_BYTES = 4 * 1024 * 1024
 # MLPerf LoadGen's early-stopping bound: with fewer requests than this at a level, no request allowed
@@ -301,14 +313,31 @@ class RunRecord(OpenRecord):
 
 @dataclass(frozen=True)
 class Level(Record):
-    """One measured level of a capacity search: what perf_analyzer reported for it."""
+    """One measured level of a capacity search: what perf_analyzer reported for it. A closed loop's
+    level is its concurrency; an open loop's its request rate (`rate`), with how well it was sent."""
 
-    level: int = spec(lo=1, hi=MAX_CONCURRENCY, doc="concurrent requests")
+    ALWAYS: ClassVar[tuple[str, ...]] = ("level",)
+
+    level: int | None = spec(lo=1, hi=MAX_CONCURRENCY, doc="concurrent requests (null: an open-loop level)")
     throughput: float = spec(lo=0, doc="inferences per second")
     p50_us: float = spec(lo=0, doc="median latency, microseconds")
     p99_us: float = spec(lo=0, doc="99th percentile latency, microseconds")
     requests: int = spec(lo=0, doc="requests in the stable windows the numbers come from")
     windows: int = spec(0, lo=0, doc="measurement windows perf_analyzer took")
+    rate: float | None = spec(None, lo=0, hi=MAX_RATE, doc="open loop: requests per second asked")
+    sent_rate: float | None = spec(None, lo=0, doc="open loop: requests per second achieved")
+    delayed_percent: float | None = spec(None, lo=0, hi=100, doc="open loop: share of requests sent late")
+    threads: int | None = spec(None, lo=1, hi=MAX_CLIENT_THREADS, doc="open loop: client threads sending")
+    late: str | None = spec(None, doc="open loop: why the level was not sent on schedule (client-bound)")
+
+    @property
+    def order(self) -> float:
+        """Where the level sits on its axis (concurrency or request rate)."""
+        return float(self.rate if self.level is None else self.level)
+
+    def check(self, where: str) -> None:
+        if (self.level is None) == (self.rate is None):
+            raise RecordError(f"{where or 'level'}: has a concurrency or a request rate, exactly one")
 
 
 @dataclass(frozen=True)
@@ -325,10 +354,14 @@ class CapacitySearch(OpenRecord):
     level: Level | None = spec(None, doc="the level of the capacity")
     curve: list[Level] = spec([], doc="every level measured, by level")
     unmeasured: list[int] = spec([], lo=1, hi=MAX_CONCURRENCY, doc="levels perf_analyzer could not stabilise")
+    unmeasured_rates: list[float] | None = spec(None, lo=0, hi=MAX_RATE, doc="open loop: rates not stabilised")
     windows: int = spec(0, lo=0, doc="measurement windows of the whole search")
     stopped: str = spec("", doc="why the search stopped growing")
     min_requests: int = spec(MIN_REQUESTS, lo=0, doc="requests a level needs for its p99 to be valid")
     seconds: float | None = spec(None, lo=0, doc="time the search took")
+    load: str | None = spec(None, choices=LOADS, doc="how the load arrived (absent: closed)")
+    client: str | None = spec(None, choices=CLIENTS, doc="what sent it (absent: perf_analyzer)")
+    loadgen: dict[str, Any] | None = spec(None, doc="client mlperf: LoadGen's phases, settings, verdicts, logs")
 
     def check(self, where: str) -> None:
         if self.valid and (self.capacity is None or self.level is None):
@@ -363,6 +396,14 @@ class ConfigRecord(OpenRecord):
     knob_group: str | None = spec(None, pattern=r"^$|" + NAME_PATTERN)
     knob_budget: int | None = spec(None, lo=1, hi=10_000)
     instances_per_node: int | None = spec(None, lo=1, hi=10, doc="absent: 1")
+    load: str | None = spec(None, choices=LOADS, doc="absent: closed")
+    client: str | None = spec(None, choices=CLIENTS, doc="absent: perf_analyzer")
+    start_rate: float | None = spec(None, lo=0, hi=MAX_RATE, doc="open loop: the first rate searched, requests/s")
+    max_rate: float | None = spec(None, lo=0, hi=MAX_RATE, doc="open loop: the highest rate searched, requests/s")
+    max_threads: int | None = spec(None, lo=1, hi=MAX_CLIENT_THREADS, doc="open loop: most client threads")
+    window_requests: int | None = spec(None, lo=1, hi=10_000_000, doc="open loop: requests a window holds at least")
+    loadgen_min_duration_ms: int | None = spec(None, lo=1, hi=86_400_000, doc="client mlperf: LoadGen's run")
+    loadgen_min_queries: int | None = spec(None, lo=1, hi=100_000_000, doc="client mlperf: least queries a run")
 
     def check(self, where: str) -> None:
         try:
@@ -371,10 +412,18 @@ class ConfigRecord(OpenRecord):
             raise RecordError(f"{where or 'config'}.concurrency_range: {err}") from None
         if self.search == "capacity" and not self.p99_budget_ms:
             raise RecordError(f"{where or 'config'}.p99_budget_ms: a capacity search needs a positive budget")
+        if self.open_loop and not (self.is_capacity and self.start_rate and self.max_rate):
+            raise RecordError(f"{where or 'config'}.load: an open loop is a capacity search with start and max rates")
+        if self.client == "mlperf" and not self.open_loop:
+            raise RecordError(f"{where or 'config'}.client: MLPerf LoadGen sends Poisson arrivals (load: poisson)")
 
     @property
     def is_capacity(self) -> bool:
         return self.search == "capacity"
+
+    @property
+    def open_loop(self) -> bool:
+        return self.load == "poisson"
 
 
 @dataclass(frozen=True)
@@ -398,6 +447,8 @@ class Attempt(OpenRecord):
     levels_asked: list[int] = spec([], lo=1, hi=MAX_CONCURRENCY)
     levels_reached: list[int] = spec([], lo=1, hi=MAX_CONCURRENCY)
     last_output_line: str = spec("")
+    rate_asked: float | None = spec(None, lo=0, hi=MAX_RATE, doc="open loop: requests per second asked")
+    max_threads: int | None = spec(None, lo=1, hi=MAX_CLIENT_THREADS, doc="open loop: client threads")
 
 
 @dataclass(frozen=True)
@@ -411,6 +462,7 @@ class InstanceRecord(RunRecord):
     levels_expected: list[int] = spec(lo=1, hi=MAX_CONCURRENCY)
     levels_reached: list[int] = spec(lo=1, hi=MAX_CONCURRENCY)
     levels_failed: list[int] = spec(lo=1, hi=MAX_CONCURRENCY)
+    rates_reached: list[float] | None = spec(None, lo=0, hi=MAX_RATE, doc="open loop: rates in perf.csv")
     schema: int = spec(SCHEMA, choices=(SCHEMA,))
     attempts: list[Attempt] = spec([])
     started_at: str | None = spec(None)
@@ -434,8 +486,8 @@ class InstanceRecord(RunRecord):
             raise RecordError(f"instance: {shown(self.instance)} does not match {NAME_PATTERN}")
         if self.config.config_id != self.config_id or self.config.model != self.model:
             raise RecordError("config: names another config or model than the record")
-        for name in ("levels_expected", "levels_reached", "levels_failed", "attempts"):
-            if len(getattr(self, name)) > MAX_LEVELS:
+        for name in ("levels_expected", "levels_reached", "levels_failed", "attempts", "rates_reached"):
+            if len(getattr(self, name) or []) > MAX_LEVELS:
                 raise RecordError(f"{name}: more than {MAX_LEVELS} entries")
 
 
@@ -548,8 +600,9 @@ def _refuse_constant(name: str) -> None:
 
 # --------------------------------------------------------------------------------------------- rules
 class Point(Protocol):
-    concurrency: int
+    concurrency: int | None
     throughput: float
+    request_rate: float | None
 
 
 P = TypeVar("P", bound=Point)
@@ -560,10 +613,25 @@ def best_point(search: CapacitySearch | None, points: Sequence[P]) -> P | None:
     (the lowest level among equals); for a capacity search, the point of its capacity's level, and none
     when the search is invalid (the levels over the budget are its curve, not its answer)."""
     if search is None:
-        return max(points, key=lambda p: (p.throughput, -p.concurrency), default=None)
+        return max(points, key=lambda p: (p.throughput, -(p.concurrency or 0)), default=None)
     if not search.valid or search.level is None:
         return None
-    return next((p for p in points if p.concurrency == search.level.level), None)
+    level = search.level
+    if level.level is None:  # an open loop's level is its rate
+        return next((p for p in points if p.request_rate is not None and same_rate(p.request_rate, level.rate)), None)
+    return next((p for p in points if p.concurrency == level.level), None)
+
+
+def same_rate(a: float | None, b: float | None) -> bool:
+    """Two request rates name the same level (perf_analyzer's CSV prints them rounded)."""
+    return a is not None and b is not None and abs(a - b) <= 1e-6 * max(abs(a), abs(b), 1.0) + 5e-3
+
+
+def rate_tolerance(requests: int) -> float:
+    """How far an open-loop level's achieved rate may stray from the asked one and still be on
+    schedule: RATE_TOLERANCE, or three standard deviations of a Poisson count of REQUESTS (a schedule
+    of Poisson arrivals holds that many by chance: 9 % at 1,000 requests, 2 % needs 22,500)."""
+    return max(RATE_TOLERANCE, 3 / math.sqrt(requests)) if requests > 0 else 1.0
 
 
 def machine_capacity(instances: Iterable[tuple[float | None, bool]]) -> float | None:

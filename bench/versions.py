@@ -24,6 +24,12 @@ VERSIONS: dict[str, str] = {
     "cuda_runtime": "12.9.79",
     # PyYAML, the model zoo's one dependency beside TensorFlow.
     "pyyaml": "6.0.3",
+    # MLPerf LoadGen's Python bindings (PyPI mlcommons-loadgen), the client of `client: mlperf`.
+    "loadgen": "6.0.17",
     # The Triton SDK container image of the same release (perf_analyzer's image mode).
     "triton_sdk_image": "nvcr.io/nvidia/tritonserver:24.05-py3-sdk",
 }
+
+# Architectures PyPI has a LoadGen wheel for (mlcommons-loadgen 6.0.17: cp311 manylinux x86_64 only; for
+# aarch64 only its sdist, which needs a C++17 toolchain and pybind11 on a builder host: not built here).
+LOADGEN_ARCHES: list[str] = ["x86_64"]

@@ -157,7 +157,7 @@ METADATA_TEMPLATE = json.dumps(
 
 def generate_store(db: Path, first_night: int, last_night: int, hosts: int) -> None:
     """Nights [FIRST_NIGHT, LAST_NIGHT) of HOSTS hosts into the store, night-ordered, by SQL."""
-    from collect.store import INSTANCE_COLUMNS, Store
+    from collect.store import INSTANCE_COLUMNS, V1_COLUMNS, Store
 
     models = ", ".join(f"('{m}', {i})" for i, m in enumerate(MODELS))
     with Store(db) as store:
@@ -173,7 +173,7 @@ def generate_store(db: Path, first_night: int, last_night: int, hosts: int) -> N
             )
             with store.transaction():
                 store.execute(
-                    f"""INSERT INTO instances ({", ".join(INSTANCE_COLUMNS)})
+                    f"""INSERT INTO instances ({", ".join(c for c in V1_COLUMNS["instances"] if c in INSTANCE_COLUMNS)})
                         SELECT {names}, 'complete', 'entire', 256, '1:10:1', 0, 0, 0, 0, '[]',
                         replace(replace(replace(replace(?, '@RUN@', printf('night-%04d', n)),
                             '@HOST@', printf('kp-%03d', h)), '@MODEL@', model),
@@ -185,7 +185,7 @@ def generate_store(db: Path, first_night: int, last_night: int, hosts: int) -> N
                 )
                 # A host's speed, a config's, a level's, and 3 % of noise; host 7 slows by 15 % from night 200.
                 store.execute(
-                    f"""INSERT INTO points SELECT {names}, level,
+                    f"""INSERT INTO points ({", ".join(V1_COLUMNS["points"])}) SELECT {names}, level,
                         1000.0 * (1 + mi) * (1 + c / {CONFIGS}) * (1 + (h % 10) / 50.0) * (1 - 0.5 ** level)
                             * (1 + ((hash(n, h, mi, c, level) % 600)::INTEGER - 300) / 10000.0)
                             * CASE WHEN h = 7 AND n >= 200 THEN 0.85 ELSE 1 END AS throughput,

@@ -13,15 +13,16 @@ import pandas as pd
 from bench.records import CapacitySearch, RecordError, best_point
 
 # What a best point keeps of its point: the store's best_<field> columns.
-POINT_FIELDS = ["concurrency", "throughput", "p50_us", "p90_us", "p99_us"]
+POINT_FIELDS = ["concurrency", "throughput", "p50_us", "p90_us", "p99_us", "request_rate"]
 
 
 class _Point(NamedTuple):
-    concurrency: int
+    concurrency: int | None
     throughput: float
     p50_us: float
     p90_us: float
     p99_us: float
+    request_rate: float | None
 
 
 # What a search the contract refuses (stored before it was checked) stands for: no trusted capacity.
@@ -40,6 +41,11 @@ def search_of(metadata: str | None) -> CapacitySearch | None:
         return UNREADABLE
 
 
+def _present(value: object) -> object:
+    """A point's value, None where the engine's NULL reached pandas as NaN (a closed loop's rate)."""
+    return None if isinstance(value, float) and value != value else value
+
+
 def best_rows(instances: pd.DataFrame, points: pd.DataFrame, key: list[str]) -> pd.DataFrame:
     """INSTANCES' KEY columns with their best point's `best_<field>` columns; INSTANCES has KEY and
     metadata columns, POINTS KEY and POINT_FIELDS."""
@@ -47,10 +53,10 @@ def best_rows(instances: pd.DataFrame, points: pd.DataFrame, key: list[str]) -> 
     by_key: dict[tuple, list[_Point]] = {}
     ordered = points.sort_values(key, kind="stable")[key + POINT_FIELDS].itertuples(index=False, name=None)
     for found, rows in itertools.groupby(ordered, key=lambda row: row[:width]):
-        by_key[found] = [_Point(*row[width:]) for row in rows]
+        by_key[found] = [_Point(*map(_present, row[width:])) for row in rows]
     best = [
         best_point(search_of(metadata), by_key.get(tuple(row), []))
         for *row, metadata in instances[[*key, "metadata"]].itertuples(index=False, name=None)
     ]
     columns = {f"best_{name}": [getattr(p, name) if p else None for p in best] for name in POINT_FIELDS}
-    return instances[key].assign(**columns).astype({"best_concurrency": "Int64"})
+    return instances[key].assign(**columns).astype({"best_concurrency": "Int64", "best_request_rate": "float64"})

@@ -37,8 +37,10 @@ from collect.store import Store
 WINDOWS = 3
 DEFAULT_WINDOW_MS = 5000  # perf_analyzer's own default, for results that do not say
 DEFAULT_BUDGETS = Path(__file__).with_name("budgets.yml")
+# A capacity is ranked only against capacities of its class measured alike: under the same budget, with
+# the load arriving the same way (a closed loop hides the queueing an open loop shows) from the same client.
 CLASS = ["model", "mode", "batch_size"]
-RANKED_WITHIN = [*CLASS, "budget_ms"]
+RANKED_WITHIN = [*CLASS, "load", "client", "budget_ms"]
 
 
 class BudgetError(InputError):
@@ -71,7 +73,7 @@ _META = "CASE WHEN json_valid(metadata) THEN metadata END"
 _INSTANCES_SQL = f"""
     WITH inst AS (
         SELECT host, model, config_id, instance, status, mode, batch_size, concurrency_range,
-               intra, inter, xla, onednn,
+               intra, inter, xla, onednn, coalesce(load, 'closed') AS load, coalesce(client, 'perf_analyzer') AS client,
                coalesce(TRY_CAST(json_extract_string({_META}, '$.config.measurement_interval_ms') AS DOUBLE),
                         {DEFAULT_WINDOW_MS}) AS window_ms,
                TRY_CAST(json_extract_string({_META}, '$.host_facts.cores') AS INTEGER) AS cores,
@@ -83,6 +85,11 @@ _INSTANCES_SQL = f"""
                json_extract_string({_META}, '{search_path("valid")}') = 'true' AS searched_valid,
                TRY_CAST(json_extract_string({_META}, '{search_path("level", "requests")}') AS BIGINT)
                    AS searched_reqs,
+               TRY_CAST(json_extract_string({_META}, '{search_path("capacity")}') AS DOUBLE) AS searched_capacity,
+               TRY_CAST(json_extract_string({_META}, '{search_path("level", "level")}') AS INTEGER) AS searched_level,
+               TRY_CAST(json_extract_string({_META}, '{search_path("level", "rate")}') AS DOUBLE) AS searched_rate,
+               TRY_CAST(json_extract_string({_META}, '{search_path("level", "p50_us")}') AS DOUBLE) AS searched_p50,
+               TRY_CAST(json_extract_string({_META}, '{search_path("level", "p99_us")}') AS DOUBLE) AS searched_p99,
                json_array_length(json_extract({_META}, '{search_path("curve")}')) AS searched_levels,
                TRY_CAST(json_extract_string({_META}, '{search_path("seconds")}') AS DOUBLE) AS searched_seconds
         FROM instances WHERE run_id = ?
@@ -100,13 +107,20 @@ _INSTANCES_SQL = f"""
         WHERE p.run_id = ? AND p.p99_us <= b.budget_ms * 1000
         GROUP BY ALL
     )
-    SELECT i.*, w.capacity, w.level, w.p50_us, w.p99_us
+    -- a search's capacity is its own answer (an open loop's late levels are not capacities); a grid's
+    -- the best of its points within the budget
+    SELECT i.*,
+           CASE WHEN i.searched THEN i.searched_capacity ELSE w.capacity END AS capacity,
+           CASE WHEN i.searched THEN i.searched_level ELSE w.level END AS level,
+           CASE WHEN i.searched THEN i.searched_rate END AS rate,
+           CASE WHEN i.searched THEN i.searched_p50 ELSE w.p50_us END AS p50_us,
+           CASE WHEN i.searched THEN i.searched_p99 ELSE w.p99_us END AS p99_us
     FROM budgeted i LEFT JOIN within w USING (host, model, config_id, instance)
     ORDER BY model, host, config_id, instance
 """
 MACHINE = ["host", "model", "config_id"]
 # What a machine's row repeats of its first instance, after its class and how it was found (in this order).
-CONFIG_COLUMNS = ["concurrency_range", "intra", "inter", "xla", "onednn", "budget_ms"]
+CONFIG_COLUMNS = ["load", "client", "concurrency_range", "intra", "inter", "xla", "onednn", "budget_ms"]
 
 
 def _requests(row: pd.Series) -> float | None:
@@ -149,7 +163,11 @@ def _machine(rows: pd.DataFrame) -> dict:
         found_by = (
             f"searched: {int(levels.sum())} levels, {round(seconds.max())} s" if len(levels) and len(seconds) else None
         )
-    placed = [f"{i}@{int(level)}" for i, level in zip(rows["instance"], rows["level"], strict=True) if _none(level)]
+    placed = [
+        f"{i}@{int(level)}" if _none(level) is not None else f"{i}@{rate:g}/s"
+        for i, level, rate in zip(rows["instance"], rows["level"], rows["rate"], strict=True)
+        if _none(level) is not None or _none(rate) is not None
+    ]
     return {
         **{k: first[k] for k in MACHINE},
         "mode": first["mode"],
@@ -178,7 +196,9 @@ def machine_capacity(store: Store, run_id: str, budgets: dict[str, float], defau
     with store.registered("budgets", table):
         instances = store.query(_INSTANCES_SQL, [run_id, run_id])
     if instances.empty:
-        return pd.DataFrame(columns=[*MACHINE, "mode", "batch_size", "found_by", "capacity", "valid", "reason"])
+        return pd.DataFrame(
+            columns=[*MACHINE, "mode", "batch_size", "load", "client", "found_by", "capacity", "valid", "reason"]
+        )
     instances["requests"] = instances.apply(_requests, axis=1)
     instances["reason"] = instances.apply(_reason, axis=1)
     machines = [_machine(rows) for _, rows in instances.groupby(MACHINE, sort=False)]

@@ -152,22 +152,29 @@ def overview(twins: pd.DataFrame) -> go.Figure:
 
 
 def curves(points: pd.DataFrame, model: str, budget_ms: float) -> go.Figure:
-    """p99 latency against throughput, one line per host, config and instance, ordered by load."""
+    """p99 latency against throughput, one line per host, config and instance, ordered by load: a closed
+    loop's levels are concurrencies (solid), an open loop's request rates of Poisson arrivals (dashed)."""
     figure = go.Figure()
     for (host, config, instance), series in points[points["model"] == model].groupby(["host", "config_id", "instance"]):
-        series = series.sort_values("concurrency")
         knobs = series.iloc[0]
+        load = knobs.get("load", "closed")
+        open_loop = load != "closed"
+        series = series.sort_values("request_rate" if open_loop else "concurrency")
+        level = (series["request_rate"] if open_loop else series["concurrency"]).tolist()
+        said = "rate %{customdata[0]:,.4g}/s" if open_loop else "concurrency %{customdata[0]}"
         figure.add_trace(
             go.Scatter(  # plain lists: plotly converts pandas objects slowly, one by one
                 x=series["throughput"].tolist(),
                 y=(series["p99_us"] / 1000).tolist(),
                 mode="lines+markers",
-                name=f"{host} {instance} {config}",
-                customdata=series[["concurrency", "p50_us"]].to_numpy().tolist(),
+                line={"dash": "dash" if open_loop else "solid"},
+                name=f"{host} {instance} {config} ({load})",
+                customdata=[[lv, p50] for lv, p50 in zip(level, series["p50_us"].tolist(), strict=True)],
                 hovertemplate=(
                     f"{html.escape(host)} {html.escape(instance)}<br>{html.escape(config)}<br>"
-                    f"batch {knobs['batch_size']}, intra {knobs['intra']}, inter {knobs['inter']}<br>"
-                    "concurrency %{customdata[0]}<br>%{x:,.0f} infer/s<br>p99 %{y:,.1f} ms<extra></extra>"
+                    f"batch {knobs['batch_size']}, intra {knobs['intra']}, inter {knobs['inter']}, "
+                    f"{'open loop, ' + html.escape(str(load)) if open_loop else 'closed loop'}<br>"
+                    f"{said}<br>%{{x:,.0f}} infer/s<br>p99 %{{y:,.1f}} ms<extra></extra>"
                 ),
             )
         )

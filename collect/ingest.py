@@ -48,6 +48,8 @@ def columns_of(results: Iterable[InstanceResult], stamp: str) -> tuple[dict[str,
         for knob in KNOBS:
             value = getattr(config, knob)
             instances[knob].append(value if knob in TEXT_KNOBS else _integer(value))
+        instances["load"].append(config.load)
+        instances["client"].append(config.client)
         instances["levels_failed"].append(json.dumps(result.record.levels_failed))
         instances["metadata"].append(result.metadata_text)
         instances["source"].append(str(result.source))
@@ -60,6 +62,7 @@ def columns_of(results: Iterable[InstanceResult], stamp: str) -> tuple[dict[str,
         instances["best_p50_us"].append(best.p50_us if best else None)
         instances["best_p90_us"].append(best.p90_us if best else None)
         instances["best_p99_us"].append(best.p99_us if best else None)
+        instances["best_request_rate"].append(best.request_rate if best else None)
         for point in result.points:
             for name in MEASURES:
                 points[name].append(getattr(point, name))

@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from collect.progress import progress
-from collect.store import INSTANCE_COLUMNS, POINT_COLUMNS, Store, StoreError
+from collect.store import INSTANCE_COLUMNS, POINT_COLUMNS, V1_COLUMNS, Store, StoreError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 LEGACY_VERSION = 1
@@ -79,7 +79,8 @@ def migrate(source: Path, target: Path, say: Callable[[str], None] | None = None
             total = sum(expected.values())
             with Store(partial) as store, store.transaction(), progress("migrate: rows copied") as update:
                 done = 0
-                for table, columns in (("instances", INSTANCE_COLUMNS), ("points", POINT_COLUMNS)):
+                for table in ("instances", "points"):
+                    columns = [c for c in V1_COLUMNS[table] if c in INSTANCE_COLUMNS or c in POINT_COLUMNS]
                     cursor = old.execute(f"SELECT {', '.join(columns)} FROM {table}")
                     while rows := cursor.fetchmany(CHUNK):
                         _append(store, table, list(columns), rows)

@@ -1,4 +1,5 @@
-"""perf_analyzer's `-f` CSV: plain or `--verbose-csv`, rows sorted by throughput, latencies in µs."""
+"""perf_analyzer's `-f` CSV: plain or `--verbose-csv`, rows sorted by throughput, latencies in µs. Its
+first column is the level: `Concurrency` (a closed loop) or `Request Rate` (an open loop)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REQUIRED = ["Concurrency", "Inferences/Second", "p50 latency", "p90 latency", "p95 latency", "p99 latency"]
+RATE = "Request Rate"
 OPTIONAL = {"Client Send": "client_send_us", "Client Recv": "client_recv_us", "Avg latency": "avg_latency_us"}
 
 
@@ -18,7 +20,7 @@ class PerfCsvError(ValueError):
 
 @dataclass(frozen=True)
 class PerfPoint:
-    concurrency: int
+    concurrency: int | None  # None: an open-loop point, whose level is its request rate
     throughput: float  # inferences per second
     p50_us: float
     p90_us: float
@@ -27,6 +29,7 @@ class PerfPoint:
     client_send_us: float | None = None
     client_recv_us: float | None = None
     avg_latency_us: float | None = None
+    request_rate: float | None = None  # requests per second asked (open loop)
 
 
 def _number(path: Path, line: int, column: str, text: str) -> float:
@@ -54,14 +57,15 @@ def parse_perf_csv(path: Path, text: str | None = None) -> list[PerfPoint]:
         raise PerfCsvError(f"{path}: truncated (the last line has no end)")
     reader = csv.reader(io.StringIO(text))
     header = next(reader)
-    missing = [column for column in REQUIRED if column not in header]
+    level_column = RATE if RATE in header and "Concurrency" not in header else "Concurrency"
+    missing = [column for column in [level_column, *REQUIRED[1:]] if column not in header]
     if missing:
         raise PerfCsvError(f"{path}:1: not a perf_analyzer CSV (no {', '.join(missing)} column)")
     index = {name: i for i, name in enumerate(header)}
-    columns = ["Concurrency", *REQUIRED[1:], *(c for c in OPTIONAL if c in index)]
+    columns = [level_column, *REQUIRED[1:], *(c for c in OPTIONAL if c in index)]
     positions = [index[column] for column in columns]
     optional_fields = [OPTIONAL[c] for c in columns[len(REQUIRED) :]]
-    points: dict[int, PerfPoint] = {}
+    points: dict[float, PerfPoint] = {}
     for line, row in enumerate(reader, start=2):
         if not row:
             continue
@@ -74,17 +78,24 @@ def parse_perf_csv(path: Path, text: str | None = None) -> list[PerfPoint]:
             sane = False
         if not sane:
             values = [_number(path, line, column, row[i]) for column, i in zip(columns, positions, strict=True)]
-        concurrency = values[0]
-        if concurrency != int(concurrency) or concurrency < 1:
+        level = values[0]
+        if level_column == RATE:
+            if level <= 0:
+                raise PerfCsvError(f"{path}:{line}: Request Rate must be positive")
+            concurrency, rate = None, level
+        elif level != int(level) or level < 1:
             raise PerfCsvError(f"{path}:{line}: Concurrency must be a positive integer")
+        else:
+            concurrency, rate = int(level), None
         point = PerfPoint(
-            int(concurrency),
+            concurrency,
             *values[1 : len(REQUIRED)],
             **dict(zip(optional_fields, values[len(REQUIRED) :], strict=True)),
+            request_rate=rate,
         )
-        if point.concurrency in points:
-            raise PerfCsvError(f"{path}:{line}: concurrency {point.concurrency} appears twice")
-        points[point.concurrency] = point
+        if level in points:
+            raise PerfCsvError(f"{path}:{line}: {level_column.lower()} {level:g} appears twice")
+        points[level] = point
     if not points:
         raise PerfCsvError(f"{path}: no measurements")
     return [points[c] for c in sorted(points)]

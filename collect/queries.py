@@ -38,7 +38,8 @@ def machines_sql(runs: list[str] | None) -> tuple[str, list]:
     sql = f"""
         SELECT run_id, host, model, config_id,
                sum(best_throughput) AS throughput, count(*) AS instances, max(best_concurrency) AS concurrency,
-               max(best_p50_us) AS p50_us, max(best_p90_us) AS p90_us, max(best_p99_us) AS p99_us, {knobs}
+               max(best_p50_us) AS p50_us, max(best_p90_us) AS p90_us, max(best_p99_us) AS p99_us, {knobs},
+               any_value(coalesce(load, 'closed')) AS load, any_value(coalesce(client, 'perf_analyzer')) AS client
         FROM instances WHERE {where} AND best_throughput IS NOT NULL
         GROUP BY run_id, host, model, config_id
     """
@@ -65,22 +66,24 @@ def best_per_model(store: Store, run_id: str) -> pd.DataFrame:
 
 def points_of_run(store: Store, run_id: str, best_configs_only: bool = False) -> pd.DataFrame:
     """Every point of a run with its instance's knobs and status; with BEST_CONFIGS_ONLY, only each
-    host's best config per model (what a fleet-wide plot can show without drowning)."""
+    host's best config per model and load model (what a fleet-wide plot can show without drowning: a
+    config measured closed and open loop shows both curves)."""
     chosen = ""
     params: list = [run_id, run_id]
     if best_configs_only:
         sql, machine_params = machines_sql([run_id])
         chosen = (
             f"SEMI JOIN (SELECT host, model, config_id FROM ({sql}) "
-            "QUALIFY row_number() OVER (PARTITION BY host, model ORDER BY throughput DESC) = 1) c "
+            "QUALIFY row_number() OVER (PARTITION BY host, model, load, client ORDER BY throughput DESC) = 1) c "
             "USING (host, model, config_id)"
         )
         params += machine_params
     return store.query(
-        "SELECT p.*, i.status, i.mode, i.batch_size, i.concurrency_range, i.intra, i.inter, i.xla, i.onednn "
+        "SELECT p.*, i.status, i.mode, i.batch_size, i.concurrency_range, i.intra, i.inter, i.xla, i.onednn, "
+        "coalesce(i.load, 'closed') AS load, coalesce(i.client, 'perf_analyzer') AS client "
         "FROM (SELECT * FROM points WHERE run_id = ?) p "
         "JOIN (SELECT * FROM instances WHERE run_id = ?) i USING (run_id, host, model, config_id, instance) "
-        f"{chosen} ORDER BY host, model, config_id, instance, concurrency",
+        f"{chosen} ORDER BY host, model, config_id, instance, concurrency, request_rate",
         params,
     )
 

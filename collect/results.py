@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.layout import CSV_NAME, META_NAME, is_staging
-from bench.records import MAX_RECORD_BYTES, SCHEMA, InstanceRecord, RecordError, load
+from bench.records import MAX_RECORD_BYTES, SCHEMA, InstanceRecord, RecordError, load, same_rate
 from collect.errors import EXIT_SKIPPED, CollectError
 from collect.perfcsv import PerfCsvError, PerfPoint, parse_perf_csv
 
@@ -121,7 +121,16 @@ def load_instance(directory: Path, root: Path | None = None) -> InstanceResult:
         digest.update(csv_bytes)
     elif record.status != "failed":
         raise ResultError(f"{csv_path}: missing, but {meta_path.name} says {record.status}")
-    reached = [p.concurrency for p in points]
+    if record.rates_reached is not None:  # an open loop: its levels are request rates
+        rates = [p.request_rate for p in points]
+        if len(rates) != len(record.rates_reached) or not all(
+            same_rate(a, b) for a, b in zip(rates, sorted(record.rates_reached), strict=False)
+        ):
+            shown = ", ".join(f"{r:g}" for r in record.rates_reached[:8])
+            raise ResultError(f"{csv_path}: holds other request rates than metadata says ({shown})")
+        reached = []
+    else:
+        reached = [p.concurrency for p in points]
     if reached != sorted(record.levels_reached):
         raise ResultError(
             f"{csv_path}: holds concurrency {_levels(reached)}, metadata says {_levels(record.levels_reached)}"

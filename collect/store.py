@@ -53,10 +53,15 @@ INSTANCE_COLUMNS = {
     "source": "VARCHAR NOT NULL",
     "sha256": "VARCHAR NOT NULL",
     "ingested_at": "VARCHAR NOT NULL",
+    # schema 2: how the load arrived (closed, poisson) and what sent it (perf_analyzer, mlperf);
+    # NULL in rows stored before: closed loops driven by perf_analyzer
+    "load": "VARCHAR",
+    "client": "VARCHAR",
 }
 POINT_COLUMNS = {
     **{name: "VARCHAR NOT NULL" for name in KEY},
-    "concurrency": "INTEGER NOT NULL",
+    "concurrency": "INTEGER",  # schema 1: NOT NULL; an open-loop point has a request rate instead
+    "request_rate": "DOUBLE",
     "throughput": "DOUBLE NOT NULL",
     "p50_us": "DOUBLE NOT NULL",
     "p90_us": "DOUBLE NOT NULL",
@@ -74,18 +79,30 @@ BEST_COLUMNS = {
     "best_p50_us": "DOUBLE",
     "best_p90_us": "DOUBLE",
     "best_p99_us": "DOUBLE",
+    "best_request_rate": "DOUBLE",
 }
 TABLES = {"instances": INSTANCE_COLUMNS | BEST_COLUMNS, "points": POINT_COLUMNS}
+# Columns schema 2 added (rows are written by name, so their place in a table does not matter).
+ADDED_IN_2 = {"instances": ["load", "client", "best_request_rate"], "points": ["request_rate"]}
+# What a table held before (a SQLite store of that time, a generator writing schema-1 rows).
+V1_COLUMNS = {table: [c for c in columns if c not in ADDED_IN_2[table]] for table, columns in TABLES.items()}
 
 
-def _create(table: str) -> str:
-    columns = ", ".join(f"{name} {kind}" for name, kind in TABLES[table].items())
+def _create_v1(table: str) -> str:
+    columns = ", ".join(
+        f"{name} {TABLES[table][name]}" + (" NOT NULL" if (table, name) == ("points", "concurrency") else "")
+        for name in V1_COLUMNS[table]
+    )
     return f"CREATE TABLE {table} ({columns})"
 
 
 # Each migration brings the schema from its index to index + 1. Append, never edit.
 MIGRATIONS = [
-    [_create("instances"), _create("points")],
+    [_create_v1("instances"), _create_v1("points")],
+    [
+        "ALTER TABLE points ALTER COLUMN concurrency DROP NOT NULL",
+        *(f"ALTER TABLE {t} ADD COLUMN {c} {TABLES[t][c]}" for t, added in ADDED_IN_2.items() for c in added),
+    ],
 ]
 
 
@@ -273,13 +290,14 @@ class Store:
         columns = list(INSTANCE_COLUMNS) + (list(BEST_COLUMNS) if best_included else [])
         # Only the runs being added can hold a duplicate: the run filter lets DuckDB skip the rest.
         self.db.execute(
-            f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT s.* FROM (SELECT {', '.join(columns)} "
+            f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT s.* FROM (SELECT {self._columns_of(instances, columns)} "
             f"FROM {instances}) s ANTI JOIN (SELECT {keys} FROM instances "
             f"WHERE run_id IN (SELECT DISTINCT run_id FROM {instances})) i USING ({keys})"
         )
         added = self.db.execute("SELECT count(*) FROM fresh").fetchone()[0]
         new_points = (
-            f"SELECT p.* FROM (SELECT {', '.join(POINT_COLUMNS)} FROM {points}) p SEMI JOIN fresh USING ({keys})"
+            f"SELECT p.* FROM (SELECT {self._columns_of(points, list(POINT_COLUMNS))} FROM {points}) p "
+            f"SEMI JOIN fresh USING ({keys})"
         )
         if not best_included:  # the one rule, bench.records.best_point, in Python (collect.best)
             self.db.execute(f"CREATE OR REPLACE TEMP TABLE fresh_points AS {new_points}")
@@ -294,11 +312,22 @@ class Store:
                     f"{', '.join(f'b.{c}' for c in BEST_COLUMNS)} FROM fresh f LEFT JOIN fresh_best b USING ({keys})"
                 )
             new_points = "SELECT * FROM fresh_points"
-        self.db.execute("INSERT INTO instances SELECT * FROM fresh")
-        self.db.execute(f"INSERT INTO points {new_points}")
+        self.db.execute("INSERT INTO instances BY NAME SELECT * FROM fresh")
+        self.db.execute(f"INSERT INTO points BY NAME {new_points}")
         self.db.execute("DROP TABLE IF EXISTS fresh_points")
         self.db.execute("DROP TABLE fresh")
         return int(added)
+
+    def _columns_of(self, relation: str, columns: list[str]) -> str:
+        """A select list of COLUMNS from RELATION, NULL (typed) for those schema 2 added that it lacks:
+        rows from before (an older export, a frame built by an older tool) still go in."""
+        present = {row[0] for row in self.db.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
+        added = {c for table in ADDED_IN_2.values() for c in table}
+        kinds = TABLES["instances"] | TABLES["points"]
+        return ", ".join(
+            name if name in present or name not in added else f"CAST(NULL AS {kinds[name].split()[0]}) AS {name}"
+            for name in columns
+        )
 
     def fill_best(self, runs: list[str] | None = None, runs_at_once: int = 32) -> None:
         """Compute the best point (collect.best) of the instances stored without it, of RUNS (None:

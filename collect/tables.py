@@ -82,6 +82,12 @@ def markdown(frame: pd.DataFrame) -> str:
     return for_people(frame).to_markdown(index=False, disable_numparse=True, colalign=align)
 
 
+def _load_shown(load: object, client: object) -> str:
+    """How a capacity's load arrived and who sent it: `closed`, `poisson`, `poisson (mlperf)`."""
+    load = load if isinstance(load, str) else "closed"
+    return f"{load} (mlperf)" if client == "mlperf" else load
+
+
 def capacity_table(capacity: pd.DataFrame) -> pd.DataFrame:
     """collect.capacity.capacity_per_host, for printing."""
     rows = []
@@ -96,6 +102,7 @@ def capacity_table(capacity: pd.DataFrame) -> pd.DataFrame:
                 "model": r.model,
                 "mode": r.mode,
                 "batch": r.batch_size,
+                "load": _load_shown(r.load, r.client),
                 "host": r.host,
                 "capacity (infer/s)": shown,
                 "per core (infer/s)": _number(r.per_core, 1),

@@ -142,7 +142,7 @@ def stored(tmp_path: Path, rows: list[dict], metadata: dict[str, dict] | None = 
     frame = frame.reindex(columns=list(dict.fromkeys([*frame.columns, *POINT_COLUMNS])))
     store = Store(tmp_path / "store.duckdb")
     with store.transaction():
-        store.add_frames(instances[list(INSTANCE_COLUMNS)], frame[list(POINT_COLUMNS)])
+        store.add_frames(instances.reindex(columns=list(INSTANCE_COLUMNS)), frame[list(POINT_COLUMNS)])
     return store
 
 

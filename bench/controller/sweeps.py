@@ -18,16 +18,29 @@ from pathlib import Path
 
 import yaml
 
-from bench.capacity import DEFAULT_MAX_CONCURRENCY, DEFAULT_MIN_GAIN_PERCENT, most_levels
+from bench.capacity import (
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RATE,
+    DEFAULT_MIN_GAIN_PERCENT,
+    DEFAULT_START_RATE,
+    most_levels,
+    most_rate_levels,
+)
+from bench.capacity_run import LATE_RETRIES
 from bench.facts import PORT_STEP
 from bench.knobsearch import DEFAULT_KNOB_BUDGET, KNOB_SEARCHES
 from bench.messages import clipped, shown
 from bench.records import (
+    CLIENTS,
     DISTRIBUTIONS,
     INPUT_DATA,
+    LOADS,
     MAX_BATCH_SIZE,
+    MAX_CLIENT_THREADS,
     MAX_CONCURRENCY,
+    MAX_RATE,
     MAX_THREADS,
+    MIN_REQUESTS,
     MODES,
     NAME_PATTERN,
     SEARCH_KINDS,
@@ -69,6 +82,24 @@ SEARCH = {
     "min_gain_percent": (float, DEFAULT_MIN_GAIN_PERCENT),
     "max_concurrency": (int, DEFAULT_MAX_CONCURRENCY),
 }
+# Keys of an open-loop search (`load: poisson`, with search: capacity), optional: (type, default). A
+# closed-loop config carries none of them, so its id is what it was before open loops existed.
+OPEN_LOOP = {
+    "load": (str, "closed"),
+    "client": (str, "perf_analyzer"),
+    "start_rate": (float, DEFAULT_START_RATE),
+    "max_rate": (float, DEFAULT_MAX_RATE),
+    "max_threads": (int, 256),
+    # requests a measurement window holds at least (its length follows from the rate): perf_analyzer
+    # reports the last three stable windows, so three of these make MLPerf's 459 for a p99
+    "window_requests": (int, 153),
+    # MLPerf's Server scenario runs at least 600 s (its production default; profiles for the simulated
+    # fleet shorten it and say so)
+    "loadgen_min_duration_ms": (int, 600_000),
+    # the least queries a LoadGen run needs (MLPerf's DLRM-v2 Server rule: 270,336; by default the
+    # early-stopping bound of a p99, bench.records.MIN_REQUESTS)
+    "loadgen_min_queries": (int, MIN_REQUESTS),
+}
 # How the knob lists are explored: their full product (grid), or a coordinate search of capacity over
 # them within a budget of configs (bench.knobsearch). Not knobs themselves: not in any config id.
 KNOB_SEARCH = {"knob_search": (str, "grid"), "knob_budget": (int, DEFAULT_KNOB_BUDGET)}
@@ -107,6 +138,14 @@ class SweepConfig:
     knob_search: str = "grid"
     knob_budget: int = DEFAULT_KNOB_BUDGET
     instances_per_node: int = 1
+    load: str = "closed"
+    client: str = "perf_analyzer"
+    start_rate: float | None = None
+    max_rate: float | None = None
+    max_threads: int | None = None
+    window_requests: int | None = None
+    loadgen_min_duration_ms: int | None = None
+    loadgen_min_queries: int | None = None
 
     def knobs(self) -> dict[str, object]:
         """The config's knobs; a grid config has no search keys (its id predates them)."""
@@ -119,6 +158,14 @@ class SweepConfig:
         if self.search == "grid":
             for key in SEARCH:
                 knobs.pop(key)
+        if self.load == "closed":
+            for key in OPEN_LOOP:
+                knobs.pop(key)
+        else:
+            knobs.pop("max_concurrency")
+            if self.client != "mlperf":
+                knobs.pop("loadgen_min_duration_ms")
+                knobs.pop("loadgen_min_queries")
         return knobs
 
     @property
@@ -127,7 +174,9 @@ class SweepConfig:
         knobs = json.dumps(self.knobs(), sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(knobs.encode()).hexdigest()[:10]
         if self.search == "capacity":
-            return f"{self.model}-{self.mode}-b{self.batch_size}-{CAPACITY_ID_MARK}{self.p99_budget_ms:g}ms-{digest}"
+            arrivals = "" if self.load == "closed" else f"{self.load}-" if self.client != "mlperf" else "mlperf-"
+            budget = f"{CAPACITY_ID_MARK}{self.p99_budget_ms:g}ms"
+            return f"{self.model}-{self.mode}-b{self.batch_size}-{budget}-{arrivals}{digest}"
         return f"{self.model}-{self.mode}-b{self.batch_size}-{digest}"
 
     @property
@@ -137,7 +186,14 @@ class SweepConfig:
     @property
     def perf_analyzer_runs(self) -> int:
         """How many perf_analyzer runs the config may take (each retried, each under the client timeout)."""
-        return most_levels(self.max_concurrency or 1) if self.search == "capacity" else 1
+        if self.search != "capacity":
+            return 1
+        if self.load != "closed":
+            # every level may be measured again twice with more threads; LoadGen's two runs count as
+            # its peak search's levels (bench.loadgen_run bounds them alike)
+            levels = most_rate_levels(self.start_rate or 1, self.max_rate or 1, self.min_gain_percent or 1)
+            return levels * (1 + LATE_RETRIES)
+        return most_levels(self.max_concurrency or 1)
 
     @property
     def knob_group(self) -> str:
@@ -172,8 +228,37 @@ def _load(path: Path) -> dict:
     return data
 
 
+def _validate_open_loop(path: Path, data: dict) -> None:
+    load, client = data.get("load", "closed"), data.get("client", "perf_analyzer")
+    if load not in LOADS:
+        raise SweepError(f"{path}: load must be {' or '.join(LOADS)}, not {shown(load)}")
+    if client not in CLIENTS:
+        raise SweepError(f"{path}: client must be {' or '.join(CLIENTS)}, not {shown(client)}")
+    if load == "closed":
+        extra = sorted(k for k in OPEN_LOOP if k != "load" and k in data and k != "client")
+        if extra:
+            raise SweepError(f"{path}: {', '.join(extra)} only mean something with load: poisson")
+        if client != "perf_analyzer":
+            raise SweepError(f"{path}: client: {client} sends Poisson arrivals: it needs load: poisson")
+        return
+    if data.get("search", "grid") != "capacity":
+        raise SweepError(f"{path}: load: {load} searches a request rate: it needs search: capacity")
+    if data.get("request_distribution") != "poisson":
+        raise SweepError(f"{path}: load: poisson needs request_distribution: poisson")
+    start = data.get("start_rate", DEFAULT_START_RATE)
+    most = data.get("max_rate", DEFAULT_MAX_RATE)
+    if not 0 < start <= most <= MAX_RATE:
+        raise SweepError(f"{path}: rates must be 0 < start_rate <= max_rate <= {MAX_RATE:g} requests/s")
+    if not 1 <= data.get("max_threads", OPEN_LOOP["max_threads"][1]) <= MAX_CLIENT_THREADS:
+        raise SweepError(f"{path}: max_threads must be 1 to {MAX_CLIENT_THREADS}")
+    if not 1 <= data.get("window_requests", 1) <= 10_000_000:
+        raise SweepError(f"{path}: window_requests must be 1 to 10000000")
+    if data.get("loadgen_min_duration_ms", 1) < 1 or data.get("loadgen_min_queries", 1) < 1:
+        raise SweepError(f"{path}: loadgen_min_duration_ms and loadgen_min_queries must be positive")
+
+
 def _validate_search(path: Path, data: dict) -> None:
-    for key, (kind, _) in (SEARCH | KNOB_SEARCH).items():
+    for key, (kind, _) in (SEARCH | KNOB_SEARCH | OPEN_LOOP).items():
         value = data.get(key)
         if value is None:
             continue
@@ -208,7 +293,8 @@ def _validate_search(path: Path, data: dict) -> None:
 
 
 def _validate(path: Path, data: dict) -> None:
-    unknown = set(data) - set(AXES) - set(SCALARS) - set(SEARCH) - set(KNOB_SEARCH) - set(OPTIONAL_AXES)
+    known = set(AXES) | set(SCALARS) | set(SEARCH) | set(KNOB_SEARCH) | set(OPTIONAL_AXES) | set(OPEN_LOOP)
+    unknown = set(data) - known
     if unknown:
         raise SweepError(f"{path}: unknown key(s) {clipped(', '.join(sorted(map(str, unknown))))}")
     missing = (set(AXES) | set(SCALARS)) - set(data)
@@ -254,6 +340,7 @@ def _validate(path: Path, data: dict) -> None:
         if not ok:
             raise SweepError(f"{path}: {message}")
     _validate_search(path, data)
+    _validate_open_loop(path, data)
     for text in data["concurrency_ranges"]:
         try:
             parse_range(text)
@@ -300,6 +387,10 @@ def expand(definition: dict) -> list[SweepConfig]:
             "max_concurrency": int(definition.get("max_concurrency", DEFAULT_MAX_CONCURRENCY)),
         }
         ranges = [f"1:{scalars['max_concurrency']}"]
+        if definition.get("load", "closed") != "closed":
+            # the open loop's axis is the rate: no concurrency is asked (the threads are the client's)
+            scalars |= {k: kind(definition.get(k, default)) for k, (kind, default) in OPEN_LOOP.items()}
+            ranges = ["1:1"]
     scalars |= {key: definition.get(key, default) for key, (_, default) in KNOB_SEARCH.items()}
     configs = []
     for mode, rng, batch, intra, inter, xla, onednn, per_node in itertools.product(

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from modelzoo.generate import generate
+
+VENV = Path(sys.executable).parent.parent
+
+
+@pytest.fixture
+def perf_analyzer_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real perf_analyzer of the venv (tritonclient's wheel) finds the CUDA runtime it links."""
+    libs = sorted(VENV.glob("lib/python3*/site-packages/nvidia/cuda_runtime/lib"))
+    assert libs, "nvidia-cuda-runtime-cu12 is not installed in the venv (scripts/bootstrap.sh)"
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(libs[0]))
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ import dataclasses
 import json
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,10 +21,10 @@ from collect.cli import main as collect_main
 from collect.store import Store
 from sim.known_curve.server import Curve, expected_level, launch
 from sim.tfserving_standin.process import free_port, wait_ready
+from tests.models.conftest import VENV
 
-pytestmark = pytest.mark.models
+pytestmark = [pytest.mark.models, pytest.mark.usefixtures("perf_analyzer_libraries")]
 
-VENV = Path(sys.executable).parent.parent
 # 16 workers, each request 50 ms + 0.5 ms per other request in service: 57.5 ms at 16 clients, 278 infer/s.
 # Past 16 clients throughput stays flat (a plateau) and requests queue for a worker; how far their p99
 # rises depends on how the workers' completions interleave (from ~78 ms at 18 clients when staggered to
@@ -36,13 +35,6 @@ VENV = Path(sys.executable).parent.parent
 CURVE = Curve(workers=16, base_ms=50, contention_ms=0.5)
 BUDGET_MS = 90
 TOLERANCE = 0.15
-
-
-@pytest.fixture(autouse=True)
-def perf_analyzer_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
-    libs = sorted(VENV.glob("lib/python3*/site-packages/nvidia/cuda_runtime/lib"))
-    assert libs, "nvidia-cuda-runtime-cu12 is not installed in the venv (scripts/bootstrap.sh)"
-    monkeypatch.setenv("LD_LIBRARY_PATH", str(libs[0]))
 
 
 @pytest.fixture

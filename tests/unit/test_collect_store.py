@@ -15,7 +15,7 @@ from collect import ingest as ingest_module
 from collect.cli import main
 from collect.exchange import export_dataset, import_dataset
 from collect.ingest import ingest
-from collect.store import INSTANCE_COLUMNS, POINT_COLUMNS, Store
+from collect.store import INSTANCE_COLUMNS, POINT_COLUMNS, V1_COLUMNS, Store
 from tests.conftest import REPO, collect_cli
 from tests.results_tree import place, place_run, two_run_store
 
@@ -24,14 +24,21 @@ pytestmark = pytest.mark.unit
 LEGACY = REPO / "tests" / "fixtures" / "store_sqlite_v1" / "recbench.sqlite"
 
 
+def legacy_columns(table: str) -> str:
+    """The columns a SQLite store of schema 1 has (the ones schema 2 added are not among them)."""
+    return ", ".join(
+        c for c in {"instances": INSTANCE_COLUMNS, "points": POINT_COLUMNS}[table] if c in V1_COLUMNS[table]
+    )
+
+
 def rows(db: Path, table: str) -> list[tuple]:
-    columns = ", ".join({"instances": INSTANCE_COLUMNS, "points": POINT_COLUMNS}[table])
+    columns = legacy_columns(table)
     with duckdb.connect(str(db), read_only=True) as conn:
         return sorted(conn.execute(f"SELECT {columns} FROM {table}").fetchall())
 
 
 def legacy_rows(db: Path, table: str) -> list[tuple]:
-    columns = ", ".join({"instances": INSTANCE_COLUMNS, "points": POINT_COLUMNS}[table])
+    columns = legacy_columns(table)
     with sqlite3.connect(db) as conn:
         return sorted(conn.execute(f"SELECT {columns} FROM {table}").fetchall())
 

@@ -30,7 +30,7 @@ from bench.records import (
 )
 from collect.capacity import machine_capacity as machines_of
 from collect.ingest import ingest
-from collect.store import INSTANCE_COLUMNS, POINT_COLUMNS, Store
+from collect.store import BEST_COLUMNS, INSTANCE_COLUMNS, POINT_COLUMNS, V1_COLUMNS, Store
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.unit
@@ -179,17 +179,13 @@ def test_the_schema_accepts_every_record_file_and_refuses_what_the_records_refus
             InstanceRecord.from_json(metadata)
 
 
-def stored_rows(store: Store) -> dict:
+def stored_rows(store: Store, columns_of: dict[str, list[str]] | None = None) -> dict:
+    """The store's rows (of COLUMNS_OF's columns per table; default: all but the file's provenance)."""
     skip = {"metadata", "source", "sha256", "ingested_at"}
-    columns = [c for c in INSTANCE_COLUMNS if c not in skip] + [
-        "best_throughput",
-        "best_concurrency",
-        "best_p50_us",
-        "best_p90_us",
-        "best_p99_us",
-    ]
+    tables = columns_of or {"instances": list(INSTANCE_COLUMNS) + list(BEST_COLUMNS), "points": list(POINT_COLUMNS)}
+    columns = [c for c in tables["instances"] if c not in skip]
     instances = store.query(f"SELECT {', '.join(columns)} FROM instances ORDER BY ALL").to_dict("records")
-    points = store.query(f"SELECT {', '.join(POINT_COLUMNS)} FROM points ORDER BY ALL").to_dict("records")
+    points = store.query(f"SELECT {', '.join(tables['points'])} FROM points ORDER BY ALL").to_dict("records")
     clean = [{k: (None if v != v else v) for k, v in row.items()} for row in instances]  # NaN -> None
     return json.loads(json.dumps({"instances": clean, "points": points}, default=str))
 
@@ -201,12 +197,18 @@ def test_a_tree_written_before_the_contract_ingests_to_the_same_rows(tmp_path: P
     with Store(tmp_path / "store.duckdb") as store:
         report = ingest(tree, store)
         assert (report.added, report.problems) == (6, [])
-        rows = stored_rows(store)
+        # the columns of the store when the fixture was pinned; what came after says "closed loop"
+        rows = stored_rows(store, V1_COLUMNS)
+        added = store.rows("SELECT DISTINCT load, client, best_request_rate FROM instances")
+        rates = store.rows("SELECT DISTINCT request_rate FROM points")
         machines = machines_of(store, "pre-records", {}, 300.0).to_dict("records")
     assert rows["instances"] == expected["instances"]
     assert rows["points"] == expected["points"]
+    assert (added, rates) == ([(None, None, None)], [(None,)])
     clean = [{k: (None if v != v else v) for k, v in row.items()} for row in machines]
-    assert json.loads(json.dumps(clean, default=str)) == expected["machines"]
+    pinned = [{k: row[k] for k in want} for row, want in zip(clean, expected["machines"], strict=True)]
+    assert json.loads(json.dumps(pinned, default=str)) == expected["machines"]
+    assert {row["load"] for row in clean} == {"closed"}
 
 
 def test_the_best_point_is_the_same_whether_ingest_or_the_store_computes_it(tmp_path: Path) -> None:
@@ -272,8 +274,8 @@ def test_a_stored_search_the_contract_refuses_has_no_best_point() -> None:
     key = ["run_id", "host", "model", "config_id", "instance"]
     ids = ["r", "h", "dlrm", "c", "numa0"]
     points = pd.DataFrame(
-        [[*ids, level, 100.0 * level, 1.0, 1.0, 1.0] for level in (1, 2)],
-        columns=[*key, "concurrency", "throughput", "p50_us", "p90_us", "p99_us"],
+        [[*ids, level, 100.0 * level, 1.0, 1.0, 1.0, None] for level in (1, 2)],
+        columns=[*key, "concurrency", "throughput", "p50_us", "p90_us", "p99_us", "request_rate"],
     )
     for metadata, best in (
         ("{}", 200.0),  # a grid: its fastest level

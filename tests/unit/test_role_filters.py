@@ -104,6 +104,7 @@ def test_artifact_store_wheelhouses_per_arch() -> None:
         "cuda_runtime": "12.9",
         "pyyaml": "6.0.3",
         "python": "3.11",
+        "loadgen": "6.0.17",
     }
     requirements = {
         "x86_64": ["tensorflow-cpu==2.15.1"],
@@ -117,6 +118,9 @@ def test_artifact_store_wheelhouses_per_arch() -> None:
     assert houses[0]["no_deps"] == ["tensorflow-serving-api==2.15.1"]
     assert houses[1]["no_deps"] == ["tritonclient==2.46.0", "nvidia-cuda-runtime-cu12==12.9"]
     assert all(h["python"] == "3.11" for h in houses)
+    with_loadgen = store.artifact_store_wheelhouses(["x86_64", "aarch64"], versions, requirements, ["x86_64"])
+    assert [(h["component"], h["arch"]) for h in with_loadgen if h not in houses] == [("loadgen", "x86_64")]
+    assert with_loadgen[3]["no_deps"] == ["mlcommons-loadgen==6.0.17"]
     with pytest.raises(ValueError, match="riscv64"):
         store.artifact_store_wheelhouses(["riscv64"], versions, requirements)
 
