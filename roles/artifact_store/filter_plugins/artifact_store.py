@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 
-def artifact_store_wheelhouses(arches: list[str], versions: dict, tensorflow_requirements: dict) -> list[dict]:
+def artifact_store_wheelhouses(
+    arches: list[str], versions: dict, tensorflow_requirements: dict, loadgen_arches: list[str] | None = None
+) -> list[dict]:
     """Per arch: TensorFlow (+ the serving API protos the readiness probe and the stand-in use, without
-    their dependencies), perf_analyzer (the tritonclient wheel and the CUDA runtime it links) and PyYAML.
-    VERSIONS holds tensorflow, tritonclient, cuda_runtime, pyyaml and python."""
+    their dependencies), perf_analyzer (the tritonclient wheel and the CUDA runtime it links) and PyYAML;
+    and MLPerf LoadGen where PyPI has its wheel (LOADGEN_ARCHES). VERSIONS holds tensorflow,
+    tritonclient, cuda_runtime, pyyaml and python, and loadgen when LOADGEN_ARCHES is given."""
     houses = []
     for arch in arches:
         if arch not in tensorflow_requirements:
@@ -38,6 +41,16 @@ def artifact_store_wheelhouses(arches: list[str], versions: dict, tensorflow_req
                 "no_deps": [],
             },
         ]
+        if arch in (loadgen_arches or []):
+            houses.append(
+                {
+                    "component": "loadgen",
+                    "version": versions["loadgen"],
+                    **common,
+                    "requirements": [],
+                    "no_deps": [f"mlcommons-loadgen=={versions['loadgen']}"],
+                }
+            )
     return houses
 
 
