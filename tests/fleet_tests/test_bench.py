@@ -296,6 +296,49 @@ def test_a_knob_search_of_capacities_sweeps_fetches_and_is_reported_as_capacitie
     assert rc == 0 and "changed=0" in recap(output)[OTHER_HOST], output[-3000:]
 
 
+def test_open_loop_and_loadgen_capacities_sweep_fetch_and_are_reported_apart_from_the_closed_loop(
+    benched, tmp_path: Path
+) -> None:
+    """One model on one host measured three ways in one run: the closed-loop grid (ci), the open-loop
+    search (ci-open-loop: perf_analyzer's Poisson request rates) and MLPerf LoadGen's Server scenario
+    (ci-mlperf, 5 s runs), from the sweep to `collect best` and the report."""
+    fleet, results, extra_vars, _, _ = benched
+    run_id = "fleet-open-loop"
+    chosen = ["--limit", OTHER_HOST, "-e", f"recbench_run_id={run_id}", "-e", '{"recbench_models": ["dlrm"]}']
+    for profile in ("ci", "ci-open-loop", "ci-mlperf"):
+        rc, output = bench(
+            fleet, extra_vars, *chosen, "-e", f"recbench_sweep_profile={profile}", playbook="playbooks/sweep.yml"
+        )
+        assert rc == 0, f"{profile}: {output[-4000:]}"
+    rc, output = bench(fleet, extra_vars, *chosen, playbook="playbooks/fetch.yml")
+    assert rc == 0, output[-4000:]
+    model_dir = results / run_id / OTHER_HOST / "dlrm"
+    (opened,) = configs_for(["dlrm"], profile="ci-open-loop")
+    (mlperf,) = configs_for(["dlrm"], profile="ci-mlperf")
+    meta = json.loads((model_dir / opened.config_id / "numa0" / META_NAME).read_text())
+    search = meta["search"]
+    assert search["load"] == "poisson" and search["curve"][0]["rate"] == opened.start_rate, search
+    assert all(m["level"] is None and m["threads"] >= 4 for m in search["curve"]), search["curve"]
+    assert all("--request-rate-range" in a["command"] for a in meta["attempts"])
+    assert meta["rates_reached"] == [m["rate"] for m in search["curve"]]
+    assert search["valid"] or search["reason"], search  # a number, or why it is not one
+    meta = json.loads((model_dir / mlperf.config_id / "numa0" / META_NAME).read_text())
+    loadgen = meta["search"]
+    assert loadgen["client"] == "mlperf" and meta["status"] == "complete", loadgen.get("reason")
+    assert loadgen["loadgen"]["phases"]["performance"]["result"] in ("VALID", "INVALID"), loadgen["loadgen"]
+    assert (model_dir / mlperf.config_id / "numa0" / "loadgen" / "performance" / "mlperf_log_summary.txt").is_file()
+    db = str(tmp_path / "store.duckdb")
+    assert run(["python", "-m", "collect", "ingest", str(results), "--db", db]).returncode == 0
+    shown = run(["python", "-m", "collect", "best", "--run", run_id, "--db", db])
+    assert shown.returncode == 0, shown.stderr
+    searches = shown.stdout.split("capacity searches of run")[1]
+    assert "| poisson " in searches and "| poisson (mlperf) " in searches, shown.stdout
+    reported = run(["python", "-m", "collect", "report", "--run", run_id, "--db", db, "--out", str(tmp_path / "r")])
+    assert reported.returncode == 0, reported.stderr
+    page = (tmp_path / "r" / run_id / "report.html").read_text()
+    assert f"{opened.config_id} (poisson)" in page and " (closed)" in page  # both curves of the model
+
+
 def fake_history(results: Path, runs: list[str], factor: float) -> Path:
     """Earlier nights of the same hosts, models and configs, FACTOR times faster than tonight will be:
     copies of the benched run with run ids and throughputs rewritten."""
