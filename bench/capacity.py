@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from bench.records import (
     MAX_DELAYED_PERCENT,
@@ -38,6 +39,7 @@ from bench.records import (
     rate_tolerance,
 )
 
+T = TypeVar("T", int, float)
 DEFAULT_MIN_GAIN_PERCENT = 5.0
 DEFAULT_MAX_CONCURRENCY = 256
 DEFAULT_START_RATE = 1.0
@@ -145,6 +147,22 @@ def schedule_problem(level: Level) -> str:
     return ""
 
 
+def narrow(
+    fits: Callable[[T], bool | None], lo: T, hi: T, midpoint: Callable[[T, T], T], min_gain_percent: float
+) -> None:
+    """Bisect between LO (within the budget) and HI (not) while the gap is wider than min_gain_percent
+    of LO and a midpoint between them remains (below saturation throughput grows at most in proportion
+    to the load, so a narrower gap cannot gain more)."""
+    while lo and hi and (hi - lo) / lo > min_gain_percent / 100:
+        mid = midpoint(lo, hi)
+        if mid in (lo, hi):
+            return
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+
+
 class SearchCut(Exception):
     """The measurement cannot go on (the server is gone): the search stops, keeping what it has."""
 
@@ -185,12 +203,7 @@ def search(
                 outcome.stopped = f"max_concurrency {max_concurrency} reached"
                 break
             level = min(level * 2, max_concurrency)
-        while lo and hi and hi - lo > 1 and (hi - lo) / lo > min_gain_percent / 100:
-            mid = (lo + hi) // 2
-            if fits(mid):
-                lo = mid
-            else:
-                hi = mid
+        narrow(fits, lo, hi, lambda a, b: (a + b) // 2, min_gain_percent)
     except SearchCut as err:
         outcome.error = str(err)
         outcome.stopped = "the measurement was cut short"
@@ -240,15 +253,7 @@ def search_rate(
                 outcome.stopped = f"max_rate {max_rate:g}/s reached"
                 break
             rate = min(tidy_rate(rate * 2), max_rate)
-        while lo and hi and (hi - lo) / lo > min_gain_percent / 100:
-            mid = tidy_rate((lo + hi) / 2)
-            if mid in (lo, hi):
-                break
-            ok = fits(mid)
-            if ok:
-                lo = mid
-            else:
-                hi = mid
+        narrow(fits, lo, hi, lambda a, b: tidy_rate((a + b) / 2), min_gain_percent)
     except SearchCut as err:
         outcome.error = str(err)
         outcome.stopped = "the measurement was cut short"

@@ -35,7 +35,7 @@ from bench.knobsearch import plan  # noqa: E402
 from bench.layout import read_rows  # noqa: E402
 from bench.sweep import run_job  # noqa: E402
 from sim.known_curve.server import Curve, launch  # noqa: E402
-from sim.tfserving_standin.process import free_port, start, wait_ready  # noqa: E402
+from sim.tfserving_standin.process import free_port, serving_a_fresh_export, wait_ready  # noqa: E402
 
 VENV = Path(sys.executable).parent.parent
 PERF_ANALYZER = str(VENV / "bin" / "perf_analyzer")
@@ -143,30 +143,10 @@ def known_curve_row(work: Path, window_ms: int, top: int) -> dict:
 
 
 def standin_row(work: Path, window_ms: int, top: int) -> dict:
-    from modelzoo.export import export
-    from modelzoo.generate import generate
-    from modelzoo.train import train
-
-    data = work / "criteo.csv"
-    generate("criteo", data, 4000, 1)
-    train("dlrm", data, work / "models", batch_size=64, steps=5, log=lambda _: None)
-    export("dlrm", work / "models")
-    port = free_port()
-    server = start(
-        f"--port={port}",
-        "--model_name=dlrm",
-        f"--model_base_path={work / 'models' / 'dlrm'}",
-        "--tensorflow_intra_op_parallelism=1",
-        "--tensorflow_inter_op_parallelism=1",
-    )
-    try:
-        wait_ready(port, "dlrm", 120)
+    with serving_a_fresh_export(work) as port:
         _, _, out = measure(port, config(8, window_ms, concurrency_range="1:1:1"), work, PERF_ANALYZER)
         budget = round(3 * float(rows_of(out)[0]["p99 latency"]) / 1000, 1)
         return compare("TF-Serving stand-in, DLRM b8", port, budget, 8, window_ms, top, work)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=20)
 
 
 # The knob space of part 2 and how each knob shapes a known-curve server.

@@ -34,11 +34,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.controller.sweeps import configs_for  # noqa: E402
+from bench.controller.local_job import local_job  # noqa: E402
 from bench.sweep import run_job  # noqa: E402
 from sim.known_curve.queueing import open_loop_capacity  # noqa: E402
 from sim.known_curve.server import Curve, launch  # noqa: E402
-from sim.tfserving_standin.process import free_port, start, wait_ready  # noqa: E402
+from sim.tfserving_standin.process import free_port, serving_a_fresh_export, wait_ready  # noqa: E402
 
 VENV = Path(sys.executable).parent.parent
 PERF_ANALYZER = str(VENV / "bin" / "perf_analyzer")
@@ -47,29 +47,22 @@ CURVE_BUDGET_MS = 150.0
 
 
 def job(port: int, work: Path, profile: str, budget_ms: float, batch: int, **knobs: object) -> dict:
-    import dataclasses
-
-    config = dataclasses.replace(
-        configs_for(["dlrm"], profile=profile)[0],
-        batch_size=batch,
-        p99_budget_ms=budget_ms,
-        min_gain_percent=5.0,
-        percentile=99,
-        stability_percentage=50,
-        measurement_interval_ms=1000,
-        **knobs,
+    return local_job(
+        profile,
+        port,
+        work / f"r{time.monotonic_ns()}",
+        PERF_ANALYZER,
+        timeout_s=600,
+        **{
+            "batch_size": batch,
+            "p99_budget_ms": budget_ms,
+            "min_gain_percent": 5.0,
+            "percentile": 99,
+            "stability_percentage": 50,
+            "measurement_interval_ms": 1000,
+            **knobs,
+        },
     )
-    return {
-        "run_id": "bench",
-        "host": "here",
-        "model": "dlrm",
-        "config": config.as_record(),
-        "results_dir": str(work / f"r{time.monotonic_ns()}"),
-        "instances": [{"name": "numa0", "port": port}],
-        "perf_analyzer": PERF_ANALYZER,
-        "timeout_s": 600,
-        "retries": 1,
-    }
 
 
 def searched(spec: dict) -> tuple[dict, float]:
@@ -170,30 +163,10 @@ def known_curve_row(args: argparse.Namespace, work: Path) -> dict:
 
 
 def standin_row(args: argparse.Namespace, work: Path) -> dict:
-    from modelzoo.export import export
-    from modelzoo.generate import generate
-    from modelzoo.train import train
-
-    data = work / "criteo.csv"
-    generate("criteo", data, 4000, 1)
-    train("dlrm", data, work / "models", batch_size=64, steps=5, log=lambda _: None)
-    export("dlrm", work / "models")
-    port = free_port()
-    server = start(
-        f"--port={port}",
-        "--model_name=dlrm",
-        f"--model_base_path={work / 'models' / 'dlrm'}",
-        "--tensorflow_intra_op_parallelism=1",
-        "--tensorflow_inter_op_parallelism=1",
-    )
-    try:
-        wait_ready(port, "dlrm", 120)
+    with serving_a_fresh_export(work) as port:
         one, _ = searched(job(port, work, "ci-capacity", 100_000.0, 8, max_concurrency=1))
         budget = round(3 * one["curve"][0]["p99_us"] / 1000, 1)
         return compare("TF-Serving stand-in, DLRM b8", port, budget, 8, None, args, work)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=20)
 
 
 def main() -> None:

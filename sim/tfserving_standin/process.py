@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 SERVER = Path(__file__).resolve().parent / "server.py"
@@ -47,3 +50,31 @@ def wait_ready(port: int, model: str, seconds: float = 60) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.3)
+
+
+@contextmanager
+def serving_a_fresh_export(work: Path, model: str = "dlrm", rows: int = 4000) -> Iterator[int]:
+    """The stand-in serving a freshly trained model zoo export of MODEL (ROWS generated rows, 5 steps),
+    one intra and one inter op thread; yields its port, stops it after."""
+    from modelzoo.export import export
+    from modelzoo.generate import generate
+    from modelzoo.train import train
+
+    data = work / "criteo.csv"
+    generate("criteo", data, rows, 1)
+    train(model, data, work / "models", batch_size=64, steps=5, log=lambda _: None)
+    export(model, work / "models")
+    port = free_port()
+    server = start(
+        f"--port={port}",
+        f"--model_name={model}",
+        f"--model_base_path={work / 'models' / model}",
+        "--tensorflow_intra_op_parallelism=1",
+        "--tensorflow_inter_op_parallelism=1",
+    )
+    try:
+        wait_ready(port, model, 120)
+        yield port
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=20)

@@ -4,7 +4,6 @@ says, says why a budget nobody meets is invalid, and keeps every level when the 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import signal
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.controller.sweeps import configs_for
+from bench.controller.local_job import local_job
 from bench.sweep import run_job
 from collect.cli import main as collect_main
 from collect.store import Store
@@ -49,8 +48,11 @@ def server() -> Iterator[tuple[subprocess.Popen[str], int]]:
 
 
 def job(tmp_path: Path, port: int, budget_ms: float, window_ms: int = 1000) -> dict:
-    config = dataclasses.replace(
-        configs_for(["dlrm"], profile="ci-capacity")[0],
+    return local_job(
+        "ci-capacity",
+        port,
+        tmp_path / "results",
+        str(VENV / "bin" / "perf_analyzer"),
         batch_size=1,
         p99_budget_ms=float(budget_ms),
         max_concurrency=64,
@@ -59,17 +61,6 @@ def job(tmp_path: Path, port: int, budget_ms: float, window_ms: int = 1000) -> d
         stability_percentage=10,
         measurement_interval_ms=window_ms,
     )
-    return {
-        "run_id": "test-run",
-        "host": "controller",
-        "model": "dlrm",
-        "config": config.as_record(),
-        "results_dir": str(tmp_path / "results" / "test-run" / "controller" / "dlrm" / config.config_id),
-        "instances": [{"name": "numa0", "port": port}],
-        "perf_analyzer": str(VENV / "bin" / "perf_analyzer"),
-        "timeout_s": 60,
-        "retries": 1,
-    }
 
 
 def collected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Store, str]:

@@ -5,7 +5,6 @@ a client too small for the rate is recorded as client-bound, never as a capacity
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.controller.sweeps import configs_for
+from bench.controller.local_job import local_job
 from bench.sweep import run_job
 from sim.known_curve.queueing import open_loop_capacity
 from sim.known_curve.server import Curve, launch
@@ -56,27 +55,22 @@ def server() -> Iterator[int]:
 
 
 def job(tmp_path: Path, port: int, profile: str, **knobs: object) -> dict:
-    config = dataclasses.replace(
-        configs_for(["dlrm"], profile=profile)[0],
-        batch_size=1,
-        p99_budget_ms=float(BUDGET_MS),
-        min_gain_percent=5.0,
-        percentile=99,
-        stability_percentage=50,
-        measurement_interval_ms=1000,
-        **knobs,
+    return local_job(
+        profile,
+        port,
+        tmp_path / "results",
+        str(VENV / "bin" / "perf_analyzer"),
+        timeout_s=120,
+        **{
+            "batch_size": 1,
+            "p99_budget_ms": float(BUDGET_MS),
+            "min_gain_percent": 5.0,
+            "percentile": 99,
+            "stability_percentage": 50,
+            "measurement_interval_ms": 1000,
+            **knobs,
+        },
     )
-    return {
-        "run_id": "test-run",
-        "host": "controller",
-        "model": "dlrm",
-        "config": config.as_record(),
-        "results_dir": str(tmp_path / "results" / "test-run" / "controller" / "dlrm" / config.config_id),
-        "instances": [{"name": "numa0", "port": port}],
-        "perf_analyzer": str(VENV / "bin" / "perf_analyzer"),
-        "timeout_s": 120,
-        "retries": 1,
-    }
 
 
 def searched(spec: dict) -> tuple[dict, dict]:
