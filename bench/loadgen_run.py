@@ -1,7 +1,7 @@
 """MLPerf LoadGen's Server scenario against one TF-Serving instance (`client: mlperf`): the authoritative
 open-loop capacity, with LoadGen's own verdict.
 
-    python -m bench.loadgen_run --port 8500 --model dlrm --batch 256 --budget-ms 60 --out DIR ...
+    python -m bench.loadgen_run --port 9000 --model dlrm --batch 256 --budget-ms 60 --out DIR ...
 
 LoadGen schedules Poisson arrivals with no limit on outstanding queries and times each query from its
 scheduled time, so neither a slow client nor a slow server hides queueing. The SUT here sends each
