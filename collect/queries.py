@@ -71,13 +71,21 @@ def points_of_run(store: Store, run_id: str, best_configs_only: bool = False) ->
     chosen = ""
     params: list = [run_id, run_id]
     if best_configs_only:
-        sql, machine_params = machines_sql([run_id])
+        # per host, model and load model: the config of the highest best throughput; configs without
+        # one (an invalid search) rank after by their fastest point, so an open loop's curve still shows
         chosen = (
-            f"SEMI JOIN (SELECT host, model, config_id FROM ({sql}) "
-            "QUALIFY row_number() OVER (PARTITION BY host, model, load, client ORDER BY throughput DESC) = 1) c "
+            "SEMI JOIN (SELECT host, model, config_id FROM ("
+            "SELECT i.host, i.model, i.config_id, coalesce(any_value(i.load), 'closed') AS load, "
+            "coalesce(any_value(i.client), 'perf_analyzer') AS client, "
+            "coalesce(sum(i.best_throughput), 0) AS best, max(f.fastest) AS fastest "
+            "FROM instances i LEFT JOIN (SELECT host, model, config_id, instance, max(throughput) AS fastest "
+            "FROM points WHERE run_id = ? GROUP BY ALL) f USING (host, model, config_id, instance) "
+            "WHERE i.run_id = ? GROUP BY i.host, i.model, i.config_id) "
+            "QUALIFY row_number() OVER (PARTITION BY host, model, load, client "
+            "ORDER BY best DESC, fastest DESC NULLS LAST, config_id) = 1) c "
             "USING (host, model, config_id)"
         )
-        params += machine_params
+        params += [run_id, run_id]
     return store.query(
         "SELECT p.*, i.status, i.mode, i.batch_size, i.concurrency_range, i.intra, i.inter, i.xla, i.onednn, "
         "coalesce(i.load, 'closed') AS load, coalesce(i.client, 'perf_analyzer') AS client "

@@ -301,7 +301,7 @@ def test_open_loop_and_loadgen_capacities_sweep_fetch_and_are_reported_apart_fro
 ) -> None:
     """One model on one host measured three ways in one run: the closed-loop grid (ci), the open-loop
     search (ci-open-loop: perf_analyzer's Poisson request rates) and MLPerf LoadGen's Server scenario
-    (ci-mlperf, 5 s runs), from the sweep to `collect best` and the report."""
+    (ci-mlperf, 2 s runs), from the sweep to `collect best` and the report."""
     fleet, results, extra_vars, _, _ = benched
     run_id = "fleet-open-loop"
     chosen = ["--limit", OTHER_HOST, "-e", f"recbench_run_id={run_id}", "-e", '{"recbench_models": ["dlrm"]}']
