@@ -94,7 +94,7 @@ class Outcome:
             return "no level could be measured"
         if best is None:
             first = min(self.levels, key=lambda m: m.order)
-            if first.late:
+            if first.late and first.p99_us <= self.budget_ms * 1000:  # late but within: the client's fault
                 return f"client-bound from the first level: {level_name(first)}: {first.late}"
             return (
                 f"no level within the budget: {level_name(first)} has p99 {first.p99_us / 1000:.1f} ms"

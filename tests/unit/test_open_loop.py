@@ -104,6 +104,17 @@ def test_a_level_the_client_could_not_send_is_never_the_capacity() -> None:
     assert "could not be sent on schedule" in record.stopped
 
 
+def test_a_late_level_over_the_budget_is_over_the_budget_not_client_bound() -> None:
+    """Late and over the budget from the first level (tried: a stand-in at 224/s under 12.5 ms): on
+    schedule its p99 could only be worse, so the verdict is the budget's, not the client's."""
+    late = Level(None, 1700.0, 9e3, 19e3, 2_000, 3, rate=224.0, sent_rate=220.0, delayed_percent=2.6, threads=6,
+                 late="2.6 % of requests delayed with 6 threads")  # fmt: skip
+    outcome = Outcome(12.5, load="poisson", levels=[late])
+    assert outcome.reason == "no level within the budget: rate 224/s has p99 19.0 ms > 12.5 ms"
+    within = Outcome(50.0, load="poisson", levels=[late])
+    assert within.reason.startswith("client-bound from the first level: rate 224/s: 2.6 % of requests delayed")
+
+
 def test_sent_on_schedule_means_few_delayed_and_the_rate_asked() -> None:
     level = Level(None, 100.0, 1.0, 1.0, 2_000, 3, rate=100.0, sent_rate=100.0, delayed_percent=0.5, threads=8)
     assert schedule_problem(level) == ""
