@@ -75,9 +75,13 @@ class Outcome:
     load: str = "closed"
     client_bound: str = ""  # the first level the client could not send on schedule, and why
 
+    def meets(self, level: Level) -> bool:
+        """LEVEL's p99 is within the budget."""
+        return level.p99_us <= self.budget_ms * 1000
+
     def within(self) -> list[Level]:
         """Levels within the budget that were sent as asked (a late level measured the client)."""
-        return [m for m in self.levels if m.p99_us <= self.budget_ms * 1000 and not m.late]
+        return [m for m in self.levels if self.meets(m) and not m.late]
 
     @property
     def best(self) -> Level | None:
@@ -94,7 +98,7 @@ class Outcome:
             return "no level could be measured"
         if best is None:
             first = min(self.levels, key=lambda m: m.order)
-            if first.late and first.p99_us <= self.budget_ms * 1000:  # late but within: the client's fault
+            if first.late and self.meets(first):  # late but within: the client's fault
                 return f"client-bound from the first level: {level_name(first)}: {first.late}"
             return (
                 f"no level within the budget: {level_name(first)} has p99 {first.p99_us / 1000:.1f} ms"
@@ -184,7 +188,7 @@ def search(
             outcome.unmeasured.append(level)
             return None
         outcome.levels.append(measured)
-        return measured.p99_us <= budget_ms * 1000
+        return outcome.meets(measured)
 
     lo, hi, level = 0, 0, 1
     try:
@@ -222,7 +226,6 @@ def search_rate(
     level and the bad one to MIN_GAIN_PERCENT of it. MEASURE returns the level (its `late` set when the
     client could not keep up even after its retries), None when unstable, or raises SearchCut."""
     outcome = Outcome(budget_ms, load="poisson")
-    budget_us = budget_ms * 1000
 
     def fits(rate: float) -> bool | None:
         measured = measure(rate)
@@ -230,7 +233,7 @@ def search_rate(
             outcome.unmeasured.append(rate)
             return None
         outcome.levels.append(measured)
-        within = measured.p99_us <= budget_us
+        within = outcome.meets(measured)
         # Sent late, yet within the budget: the client hid the queueing, the server may do more. Sent
         # late and over it anyway: the p99 could only be worse on schedule, the budget is broken.
         if measured.late and within and not outcome.client_bound:
@@ -244,7 +247,7 @@ def search_rate(
             if not ok:
                 hi = rate
                 what = "could not be measured" if ok is None else "broke the budget"
-                if ok is not None and outcome.levels[-1].late and outcome.levels[-1].p99_us <= budget_us:
+                if ok is not None and outcome.levels[-1].late and outcome.meets(outcome.levels[-1]):
                     what = "could not be sent on schedule"
                 outcome.stopped = f"rate {rate:g}/s {what}"
                 break

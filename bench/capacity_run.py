@@ -36,6 +36,30 @@ def threads_for(rate: float, latency_s: float, most: int) -> int:
     return min(most, max(MIN_THREADS, math.ceil(rate * latency_s * THREAD_HEADROOM)))
 
 
+def measured_level(row: dict[str, str], output: str, level: int | None, **open_loop: object) -> Level:
+    """The Level a perf_analyzer run measured: its CSV ROW, and from its -v OUTPUT the requests of its
+    stable windows and how many windows it took (LEVEL: the concurrency; None and OPEN_LOOP: a rate)."""
+    counts = REQUEST_COUNT.findall(output)
+    return Level(
+        level,
+        float(row["Inferences/Second"]),
+        float(row["p50 latency"]),
+        float(row["p99 latency"]),
+        int(counts[-1]) if counts else 0,
+        len(WINDOW.findall(output)),
+        **open_loop,
+    )
+
+
+def unmeasured(output: str, attempts: list[dict], what: str) -> None:
+    """After a level's last attempt wrote no row: None when perf_analyzer could not stabilise it (a noisy
+    level), else SearchCut (the server or the client is gone)."""
+    if UNSTABLE in output:
+        return None
+    last = attempts[-1]["last_output_line"] or f"perf_analyzer exited {attempts[-1]['exit_code']}"
+    raise SearchCut(f"{what}: {last}")
+
+
 def run_capacity_instance(job: dict, instance: dict, staging: Path, final: Path) -> dict:
     """Search one instance's capacity; return its metadata (also written to metadata.json)."""
     config = job["config"]
@@ -58,25 +82,12 @@ def run_capacity_instance(job: dict, instance: dict, staging: Path, final: Path)
             header = header or found_header
             attempts.append(record)
             if found:
-                row = found[0]
-                rows[level] = row
-                counts = REQUEST_COUNT.findall(output)
-                windows = len(WINDOW.findall(output))
-                return Level(
-                    level,
-                    float(row["Inferences/Second"]),
-                    float(row["p50 latency"]),
-                    float(row["p99 latency"]),
-                    int(counts[-1]) if counts else 0,
-                    windows,
-                )
+                rows[level] = found[0]
+                return measured_level(found[0], output, level)
             if UNSTABLE not in output:
                 break  # not a noisy level: the server or the client is gone
             interval *= 2
-        if UNSTABLE in output:
-            return None
-        last = attempts[-1]["last_output_line"] or f"perf_analyzer exited {attempts[-1]['exit_code']}"
-        raise SearchCut(f"level {level}: {last}")
+        return unmeasured(output, attempts, f"level {level}")
 
     latency_seen = [float(config["p99_budget_ms"]) / 1000]  # before any level: as slow as the budget allows
 
@@ -106,7 +117,6 @@ def run_capacity_instance(job: dict, instance: dict, staging: Path, final: Path)
             sent = SEND_RATE.findall(output)
             throughput = float(row["Inferences/Second"])
             sent_rate = float(sent[-1]) if sent else throughput / batch
-            counts = REQUEST_COUNT.findall(output)
             late = ""
             p99 = float(row["p99 latency"])
             if delayed_percent > MAX_DELAYED_PERCENT:
@@ -119,23 +129,17 @@ def run_capacity_instance(job: dict, instance: dict, staging: Path, final: Path)
                     continue
             rows[rate] = row
             latency_seen.append(max(p99 / 1e6, latency_seen[-1] if late else 0.0))
-            return Level(
+            return measured_level(
+                row,
+                output,
                 None,
-                throughput,
-                float(row["p50 latency"]),
-                p99,
-                int(counts[-1]) if counts else 0,
-                len(WINDOW.findall(output)),
                 rate=rate,
                 sent_rate=round(sent_rate, 3),
                 delayed_percent=delayed_percent,
                 threads=threads,
                 late=late or None,
             )
-        if UNSTABLE in output:
-            return None
-        last = attempts[-1]["last_output_line"] or f"perf_analyzer exited {attempts[-1]['exit_code']}"
-        raise SearchCut(f"rate {rate:g}/s: {last}")
+        return unmeasured(output, attempts, f"rate {rate:g}/s")
 
     if config.get("load") == "poisson":
         outcome = search_rate(
