@@ -35,7 +35,9 @@ from bench.records import (
     MIN_REQUESTS,
     CapacitySearch,
     Level,
+    Verdict,
     enough_requests,
+    limit_of,
     rate_tolerance,
 )
 
@@ -112,7 +114,19 @@ class Outcome:
                 return f"{level_name(best)} {off_schedule}"
         if self.client_bound:
             return f"client-bound: {self.client_bound}; the capacity is at least {best.throughput:,.1f} infer/s"
+        verdict = self.verdict
+        if verdict is not None and verdict.limit == "client":  # the client's CPUs were saturated
+            return f"client-bound: {verdict.why}; the capacity is at least {best.throughput:,.1f} infer/s"
         return ""
+
+    @property
+    def verdict(self) -> Verdict | None:
+        """What limited the capacity: its level's evidence and the next level's (bench.records.limit_of)."""
+        best = self.best
+        if best is None or best.evidence is None:
+            return None
+        after = next((m for m in sorted(self.levels, key=lambda m: m.order) if m.order > best.order), None)
+        return limit_of(best.evidence, after.evidence if after else None, best.late)
 
     def record(self, seconds: float | None = None) -> CapacitySearch:
         best = self.best
@@ -132,6 +146,7 @@ class Outcome:
             stopped=self.stopped,
             min_requests=MIN_REQUESTS,
             seconds=seconds,
+            verdict=self.verdict,
         )
 
 

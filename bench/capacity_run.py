@@ -12,6 +12,7 @@ as client-bound: it measured the client, not the server.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -19,11 +20,12 @@ import time
 from pathlib import Path
 
 from bench.capacity import SearchCut, search, search_rate
+from bench.evidence import watch_of
 from bench.hostfact import read_host_fact
 from bench.instance import DELAYED, REQUEST_COUNT, SEND_RATE, UNSTABLE, WINDOW, record_instance, run_attempt, run_perf
 from bench.layout import CSV_NAME, now, write_rows
 from bench.loadgen_run import RESULT_NAME
-from bench.records import MAX_DELAYED_PERCENT, CapacitySearch, Level
+from bench.records import MAX_DELAYED_PERCENT, CapacitySearch, Evidence, Level, limit_of
 
 MIN_THREADS = 4  # perf_analyzer's own default
 THREAD_HEADROOM = 2.0  # threads per request in flight at the latency seen: the tail needs room
@@ -51,6 +53,11 @@ def measured_level(row: dict[str, str], output: str, level: int | None, **open_l
     )
 
 
+def last_of(levels: list[Evidence]) -> Evidence | None:
+    """A search level's evidence (its run measured one level), without its key (the Level has it)."""
+    return dataclasses.replace(levels[-1], level=None, rate=None) if levels else None
+
+
 def unmeasured(output: str, attempts: list[dict], what: str) -> None:
     """After a level's last attempt wrote no row: None when perf_analyzer could not stabilise it (a noisy
     level), else SearchCut (the server or the client is gone)."""
@@ -76,14 +83,14 @@ def run_capacity_instance(job: dict, instance: dict, staging: Path, final: Path)
         interval = int(config["measurement_interval_ms"])
         output = ""
         for _ in range(int(job["retries"]) + 1):
-            found_header, found, output, record = run_attempt(
+            found_header, found, output, record, levels = run_attempt(
                 job, instance, staging, len(attempts) + 1, [level], interval, "-v"
             )
             header = header or found_header
             attempts.append(record)
             if found:
                 rows[level] = found[0]
-                return measured_level(found[0], output, level)
+                return measured_level(found[0], output, level, evidence=last_of(levels))
             if UNSTABLE not in output:
                 break  # not a noisy level: the server or the client is gone
             interval *= 2
@@ -100,7 +107,7 @@ def run_capacity_instance(job: dict, instance: dict, staging: Path, final: Path)
         output, late = "", ""
         attempts_at_most = int(job["retries"]) + LATE_RETRIES + 1
         for tries in range(attempts_at_most):
-            found_header, found, output, record = run_attempt(
+            found_header, found, output, record, levels = run_attempt(
                 job, instance, staging, len(attempts) + 1, [], interval, "-v", rate=(rate, threads)
             )
             header = header or found_header
@@ -138,6 +145,7 @@ def run_capacity_instance(job: dict, instance: dict, staging: Path, final: Path)
                 delayed_percent=delayed_percent,
                 threads=threads,
                 late=late or None,
+                evidence=last_of(levels),
             )
         return unmeasured(output, attempts, f"rate {rate:g}/s")
 
@@ -190,9 +198,12 @@ def loadgen_command(job: dict, instance: dict, out: Path) -> list[str]:
     return cmd
 
 
-def loadgen_search(result: dict, batch: int, budget_ms: float, seconds: float) -> tuple[CapacitySearch, list]:
+def loadgen_search(
+    result: dict, batch: int, budget_ms: float, seconds: float, evidence: Evidence | None = None
+) -> tuple[CapacitySearch, list]:
     """The capacity LoadGen's performance run stands for, with its verdict: VALID only when LoadGen says
-    so, no request failed and issuing never lagged a tenth of the budget; and its perf.csv row."""
+    so, no request failed and issuing never lagged a tenth of the budget; and its perf.csv row. EVIDENCE:
+    what the host did during the performance run."""
     run = result["phases"].get("performance", {})
     reasons = list(run.get("reasons", []))
     if run.get("result") != "VALID":
@@ -216,6 +227,7 @@ def loadgen_search(result: dict, batch: int, budget_ms: float, seconds: float) -
             rate=round(rate, 6),
             sent_rate=round(float(run["completed_qps"]), 6),
             delayed_percent=None,
+            evidence=evidence,
         )
         us = [run.get(k, 0) / 1000 for k in ("p50_ns", "p90_ns", "p95_ns", "p99_ns")]
         rows = [dict(zip(LOADGEN_CSV, [f"{rate:g}", f"{level.throughput:g}", *(f"{u:g}" for u in us)], strict=True))]
@@ -235,7 +247,11 @@ def loadgen_search(result: dict, batch: int, budget_ms: float, seconds: float) -
         stopped=f"LoadGen's peak: {result.get('peak_qps', 0):g} queries/s",
         seconds=round(seconds, 3),
         loadgen=result,
+        verdict=limit_of(evidence, None) if evidence else None,
     )
+    if search.valid and search.verdict and search.verdict.limit == "client":
+        why = f"client-bound: {search.verdict.why}; the capacity is at least {level.throughput:,.1f} infer/s"
+        search = dataclasses.replace(search, valid=False, reason=why)
     return search, rows
 
 
@@ -248,7 +264,8 @@ def run_loadgen_instance(job: dict, instance: dict, staging: Path, final: Path) 
     out = staging / LOADGEN_DIR
     cmd = loadgen_command(job, instance, out)
     timeout = float(job["timeout_s"]) * int(config.get("perf_analyzer_runs") or 1)
-    exit_code, output, timed_out, seconds = run_perf(cmd, timeout)
+    watch = watch_of(job, instance) if job.get("evidence", True) else None
+    exit_code, output, timed_out, seconds, seen = run_perf(cmd, timeout, watch)
     (staging / "loadgen.log").write_text(" ".join(cmd) + "\n\n" + output)
     attempt = {
         "attempt": 1,
@@ -266,6 +283,7 @@ def run_loadgen_instance(job: dict, instance: dict, staging: Path, final: Path) 
             int(config["batch_size"]),
             float(config["p99_budget_ms"]),
             time.monotonic() - began,
+            last_of(seen),
         )
     else:
         why = "LoadGen is not installed on this host" if exit_code == LOADGEN_UNAVAILABLE else "LoadGen failed"

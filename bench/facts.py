@@ -64,6 +64,8 @@ NAME_RULE = f"1 to {NAME_MAX} letters, digits, '.', '_' or '-', starting with a 
 HOST_MAX = 253
 HOST_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{HOST_MAX - 1}}}$"
 PORT_MIN, PORT_MAX = 1, 65535
+# The systemd unit of the server instance <model>-<numa node> (role tfserving's tfserving@.service).
+SERVER_UNIT = "tfserving@{}.service"
 
 # Host-side timeouts (seconds) and retries, the defaults of the roles that run them.
 CLIENT_TIMEOUT_S = 600  # one perf_analyzer attempt

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 import time
 from pathlib import Path
 
+from bench.evidence import Reading, Watch, evidence, watch_of
 from bench.hostfact import read_host_fact
 from bench.layout import instance_metadata, publish_instance, read_rows
+from bench.records import Evidence
 
 # perf_analyzer's output: the requests of a level's stable windows, one line per window (with -v), and
 # what it says when a level never stabilised (a noisy level, not a lost server).
@@ -23,6 +26,11 @@ UNSTABLE = "stable measurement"
 # requests were delayed." and "Avg send request rate: 143.59 infer/sec".
 DELAYED = re.compile(r"not able to keep up with the desired request rate\. ([0-9.]+)% of the requests were delayed")
 SEND_RATE = re.compile(r"^\s*Avg send request rate: ([0-9.]+)", re.MULTILINE)
+# Where a level's measurement begins and ends in perf_analyzer's output (it flushes each line): its
+# "Request concurrency: 4" / "Request Rate: 50 inference requests per seconds", and its result
+# ("Client:") or its failure to stabilise.
+LEVEL_START = re.compile(r"^Request (?:concurrency: (\d+)\s*$|Rate: ([0-9.]+) inference requests)")
+LEVEL_END = re.compile(r"^\s*Client:|Failed to obtain stable measurement")
 
 
 def perf_command(
@@ -85,17 +93,65 @@ def perf_command(
     return cmd
 
 
-def run_perf(cmd: list[str], timeout: float) -> tuple[int | None, str, bool, float]:
-    """Exit code (None when it did not finish), output, whether it timed out, seconds taken."""
+def run_perf(
+    cmd: list[str], timeout: float, watch: Watch | None = None
+) -> tuple[int | None, str, bool, float, list[Evidence]]:
+    """Exit code (None when it did not finish), output, whether it timed out, seconds taken, and with a
+    WATCH the evidence of each level the output shows (read while it runs)."""
     began = time.monotonic()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-        return proc.returncode, proc.stdout + proc.stderr, False, time.monotonic() - began
-    except subprocess.TimeoutExpired as err:
-        output = (err.stdout or "") + (err.stderr or "") if isinstance(err.stdout, str) else ""
-        return None, output, True, time.monotonic() - began
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
     except OSError as err:
-        return None, f"could not run perf_analyzer: {err}", False, time.monotonic() - began
+        return None, f"could not run perf_analyzer: {err}", False, time.monotonic() - began, []
+    out: list[str] = []
+    err: list[str] = []
+    marks: list[tuple[Reading, float | None, bool]] = []  # (reading, level or rate at a start, is a start)
+    if watch is not None:
+        watch.start(proc.pid)
+        marks.append((watch.read(bounds=True), None, False))
+
+    def read_out() -> None:
+        for line in proc.stdout or []:
+            out.append(line)
+            if watch is None:
+                continue
+            start = LEVEL_START.match(line)
+            if start:
+                marks.append((watch.read(bounds=True), float(start.group(1) or start.group(2)), True))
+            elif LEVEL_END.search(line):
+                marks.append((watch.read(bounds=True), None, False))
+
+    readers = [threading.Thread(target=read_out), threading.Thread(target=lambda: err.extend(proc.stderr or []))]
+    for reader in readers:
+        reader.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        proc.kill()
+        proc.wait()
+    for reader in readers:
+        reader.join()
+    levels = []
+    if watch is not None:
+        watch.stop()
+        marks.append((watch.read(), None, False))
+        levels = level_evidence(watch, marks, "Request concurrency" in "".join(out))
+    exit_code = None if timed_out else proc.returncode
+    return exit_code, "".join(out) + "".join(err), timed_out, time.monotonic() - began, levels
+
+
+def level_evidence(watch: Watch, marks: list[tuple[Reading, float | None, bool]], closed: bool) -> list[Evidence]:
+    """Each level's evidence: from its start mark to the next mark (its result, its failure, the next
+    level or the end)."""
+    found = []
+    for i, (reading, value, is_start) in enumerate(marks[:-1]):
+        if not is_start or value is None:
+            continue
+        key = {"level": int(value)} if closed else {"rate": value}
+        found.append(evidence(watch, reading, marks[i + 1][0], **key))
+    return found
 
 
 def run_attempt(
@@ -107,14 +163,16 @@ def run_attempt(
     interval: int,
     *more: str,
     rate: tuple[float, int] | None = None,
-) -> tuple[list[str], list[dict[str, str]], str, dict]:
+) -> tuple[list[str], list[dict[str, str]], str, dict, list[Evidence]]:
     """perf_analyzer once, as attempt N of an instance, for LEVELS (or one open-loop RATE: requests per
     second, threads; MORE: extra arguments): its CSV and its command and output (attempt-N.csv,
-    attempt-N.log) in STAGING. Returns the CSV's header and rows, the output, and what metadata.json
-    keeps of the attempt."""
+    attempt-N.log) in STAGING. Returns the CSV's header and rows, the output, what metadata.json
+    keeps of the attempt, and the evidence of each level it measured (unless the job says `evidence:
+    false`)."""
     csv_path = staging / f"attempt-{attempt}.csv"
     cmd = [*perf_command(job, instance, levels, interval, csv_path, rate), *more]
-    exit_code, output, timed_out, seconds = run_perf(cmd, float(job["timeout_s"]))
+    watch = watch_of(job, instance) if job.get("evidence", True) else None
+    exit_code, output, timed_out, seconds, seen = run_perf(cmd, float(job["timeout_s"]), watch)
     (staging / f"attempt-{attempt}.log").write_text(" ".join(cmd) + "\n\n" + output)
     header, rows = read_rows(csv_path.read_text()) if csv_path.is_file() else ([], [])
     return (
@@ -133,6 +191,7 @@ def run_attempt(
             "last_output_line": output.strip().splitlines()[-1] if output.strip() else "",
             **({"rate_asked": rate[0], "max_threads": rate[1]} if rate else {}),
         },
+        seen,
     )
 
 

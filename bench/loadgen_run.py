@@ -150,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
             issue_ns.clear()
             failures.clear()
             began = time.monotonic()
+            if phase == "performance":  # its bounds, in perf_analyzer's words: bench.instance reads them
+                print(f"Request Rate: {qps:g} inference requests per seconds", flush=True)
             lg.StartTestWithLogSettings(sut, qsl, settings, log)
+            if phase == "performance":
+                print("  Client: LoadGen's performance run is over", flush=True)
             summary = read_summary((out / SUMMARY_NAME).read_text()) if (out / SUMMARY_NAME).is_file() else {}
             lags = sorted(issue_ns)
             phases[phase] = {

@@ -88,13 +88,15 @@ def spec(
     pattern: str | None = None,
     choices: Sequence[Any] | None = None,
     doc: str = "",
+    compare: bool = True,
 ) -> Any:
     """A field of a record with its checks: LO..HI for numbers (and each number of a list), PATTERN for
-    text, CHOICES for either. DOC goes into the JSON Schema."""
+    text, CHOICES for either. DOC goes into the JSON Schema. COMPARE: False leaves the field out of
+    equality and hashing (a measurement's evidence is not what makes two levels the same)."""
     meta = {"lo": lo, "hi": hi, "pattern": pattern, "choices": tuple(choices) if choices else None, "doc": doc}
     if isinstance(default, list | dict):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
+        return field(default_factory=lambda: type(default)(default), metadata=meta, compare=compare)
+    return field(default=default, metadata=meta, compare=compare)
 
 
 def parse_range(text: str) -> tuple[int, int, int]:
@@ -311,6 +313,67 @@ class RunRecord(OpenRecord):
     model: str = spec(pattern=NAME_PATTERN)
 
 
+# A level's verdict (bench.records.limit_of): the server or the client is CPU-bound when it used at least
+# this share of the CPUs it is bound to; under CONTENTION_SHARE the server had CPU to spare when the
+# latency broke (queueing, waiting, or contention elsewhere); a level whose bound CPUs' clock fell by
+# more than FREQUENCY_DROP_PERCENT while it ran is flagged.
+SATURATED_SHARE = 0.9
+CONTENTION_SHARE = 0.7
+FREQUENCY_DROP_PERCENT = 10.0
+LIMITS = ("latency", "server", "client", "unknown")
+
+
+@dataclass(frozen=True)
+class Evidence(Record):
+    """What the host did while one level was measured (bench.evidence): CPU time of the server and the
+    client, the host per NUMA node, the clock, memory, context switches and energy, over the level's
+    span (its first perf_analyzer line to its result). What could not be measured is in `unavailable`,
+    with why: never a guess."""
+
+    level: int | None = spec(None, lo=1, hi=MAX_CONCURRENCY, doc="grid: the concurrency the evidence is of")
+    rate: float | None = spec(None, lo=0, hi=MAX_RATE, doc="grid: the request rate the evidence is of")
+    seconds: float = spec(0.0, lo=0, doc="span of the level's measurement")
+    samples: int = spec(0, lo=0, doc="readings taken over the span")
+    server_cores: float | None = spec(None, lo=0, doc="server CPU time / span: cores it used")
+    server_cpus: int | None = spec(None, lo=1, doc="CPUs the server is bound to")
+    server_share: float | None = spec(None, lo=0, doc="server cores used / its CPUs")
+    server_source: str = spec("", doc="where the server's CPU time was read (its unit's cgroup, or its processes)")
+    client_cores: float | None = spec(None, lo=0, doc="perf_analyzer's CPU time / span (its process tree)")
+    client_cpus: int | None = spec(None, lo=1, doc="CPUs the client is bound to")
+    client_share: float | None = spec(None, lo=0, doc="client cores used / its CPUs")
+    host_cores: float | None = spec(None, lo=0, doc="busy cores of the whole host (/proc/stat)")
+    host_cpus: int | None = spec(None, lo=1, doc="CPUs of the host")
+    nodes: dict[str, float] = spec({}, doc="NUMA node -> busy share of its CPUs (/proc/stat)")
+    frequency_mhz: float | None = spec(None, lo=0, doc="mean clock of the server's CPUs (cpufreq)")
+    frequency_min_mhz: float | None = spec(None, lo=0, doc="lowest reading of that mean during the level")
+    frequency_max_mhz: float | None = spec(None, lo=0, doc="highest reading of that mean during the level")
+    server_rss_mb: float | None = spec(None, lo=0, doc="largest resident memory of the server's processes")
+    server_switches_per_s: float | None = spec(None, lo=0, doc="context switches of the server's threads")
+    client_switches_per_s: float | None = spec(None, lo=0, doc="context switches of the client's threads")
+    host_switches_per_s: float | None = spec(None, lo=0, doc="context switches of the whole host")
+    watts: float | None = spec(None, lo=0, doc="average power over the level")
+    joules: float | None = spec(None, lo=0, doc="energy over the level")
+    energy_source: str = spec("", doc="rapl or ipmi, with the domains read")
+    energy_scope: str = spec("", doc="what the meter covers (sockets and DRAM, or the whole system)")
+    sampler_cpu_s: float | None = spec(None, lo=0, doc="CPU time the sampling took over its perf_analyzer run")
+    unavailable: dict[str, str] = spec({}, doc="figure -> why it could not be measured")
+
+    @property
+    def frequency_drop_percent(self) -> float | None:
+        if not self.frequency_max_mhz or self.frequency_min_mhz is None:
+            return None
+        return 100 * (self.frequency_max_mhz - self.frequency_min_mhz) / self.frequency_max_mhz
+
+
+@dataclass(frozen=True)
+class Verdict(Record):
+    """What limited a capacity or a best point (bench.records.limit_of)."""
+
+    limit: str = spec(choices=LIMITS, doc="latency (the budget broke, no CPU saturated), server, client, unknown")
+    why: str = spec("", doc="the figures the verdict rests on")
+    throttled: bool = spec(False, doc="the server's CPUs' clock fell more than 10 % during the level")
+
+
 @dataclass(frozen=True)
 class Level(Record):
     """One measured level of a capacity search: what perf_analyzer reported for it. A closed loop's
@@ -329,6 +392,7 @@ class Level(Record):
     delayed_percent: float | None = spec(None, lo=0, hi=100, doc="open loop: share of requests sent late")
     threads: int | None = spec(None, lo=1, hi=MAX_CLIENT_THREADS, doc="open loop: client threads sending")
     late: str | None = spec(None, doc="open loop: why the level was not sent on schedule (client-bound)")
+    evidence: Evidence | None = spec(None, doc="what the host did while the level was measured", compare=False)
 
     @property
     def order(self) -> float:
@@ -362,6 +426,7 @@ class CapacitySearch(OpenRecord):
     load: str | None = spec(None, choices=LOADS, doc="how the load arrived (absent: closed)")
     client: str | None = spec(None, choices=CLIENTS, doc="what sent it (absent: perf_analyzer)")
     loadgen: dict[str, Any] | None = spec(None, doc="client mlperf: LoadGen's phases, settings, verdicts, logs")
+    verdict: Verdict | None = spec(None, doc="what limited the capacity (absent: written before evidence)")
 
     def check(self, where: str) -> None:
         if self.valid and (self.capacity is None or self.level is None):
@@ -472,6 +537,7 @@ class InstanceRecord(RunRecord):
     host_facts: dict[str, Any] | None = spec(None, doc="the host's fact when the instance was recorded")
     host_facts_start: dict[str, Any] | None = spec(None, doc="the host's fact when the measurement began")
     versions: dict[str, Any] | None = spec(None, doc="TensorFlow, TF-Serving and perf_analyzer versions")
+    evidence: list[Evidence] | None = spec(None, doc="grid: what the host did at each level measured")
 
     @property
     def instance_name(self) -> str:
@@ -486,7 +552,7 @@ class InstanceRecord(RunRecord):
             raise RecordError(f"instance: {shown(self.instance)} does not match {NAME_PATTERN}")
         if self.config.config_id != self.config_id or self.config.model != self.model:
             raise RecordError("config: names another config or model than the record")
-        for name in ("levels_expected", "levels_reached", "levels_failed", "attempts", "rates_reached"):
+        for name in ("levels_expected", "levels_reached", "levels_failed", "attempts", "rates_reached", "evidence"):
             if len(getattr(self, name) or []) > MAX_LEVELS:
                 raise RecordError(f"{name}: more than {MAX_LEVELS} entries")
 
@@ -620,6 +686,60 @@ def best_point(search: CapacitySearch | None, points: Sequence[P]) -> P | None:
     if level.level is None:  # an open loop's level is its rate
         return next((p for p in points if p.request_rate is not None and same_rate(p.request_rate, level.rate)), None)
     return next((p for p in points if p.concurrency == level.level), None)
+
+
+def evidence_by_order(record: InstanceRecord) -> dict[float, Evidence]:
+    """Each measured level's evidence, by its place on its axis (concurrency or request rate): a search's
+    curve carries it, a grid lists it."""
+    if record.search is not None:
+        return {level.order: level.evidence for level in record.search.curve if level.evidence is not None}
+    return {float(e.rate if e.level is None else e.level): e for e in record.evidence or [] if e.level or e.rate}
+
+
+def _percent(share: float | None) -> str:
+    return "?" if share is None else f"{100 * share:.0f} %"
+
+
+def limit_of(at: Evidence | None, after: Evidence | None, late: str | None = None) -> Verdict:
+    """What limited a capacity (or a grid's best point) AT its level, AFTER being the next level, the one
+    that broke the budget (or stopped the growth): the client when it was sent late or its CPUs were
+    saturated at either (such a measurement is invalid); the server when its CPUs were; else the
+    latency, the server having CPU to spare (queueing, waiting, or contention elsewhere below
+    CONTENTION_SHARE). Unknown without the server's CPU figures."""
+    seen = [e for e in (at, after) if e is not None]
+    throttled = any((e.frequency_drop_percent or 0) > FREQUENCY_DROP_PERCENT for e in seen)
+    if late:
+        return Verdict("client", f"sent late: {late}", throttled)
+    client = max((e.client_share for e in seen if e.client_share is not None), default=None)
+    server = max((e.server_share for e in seen if e.server_share is not None), default=None)
+    if client is not None and client >= SATURATED_SHARE:
+        cpus = next(e.client_cpus for e in seen if e.client_share == client)
+        return Verdict("client", f"client at {_percent(client)} of its {cpus} CPU(s)", throttled)
+    if server is None:
+        why = next((e.unavailable.get("server_cpu", "") for e in seen), "no evidence recorded")
+        return Verdict("unknown", f"no server CPU figures: {why}", throttled)
+    cpus = next(e.server_cpus for e in seen if e.server_share == server)
+    if server >= SATURATED_SHARE:
+        return Verdict("server", f"server at {_percent(server)} of its {cpus} CPU(s)", throttled)
+    spare = (
+        "neither CPU-bound (queueing, waiting or contention elsewhere)"
+        if server < CONTENTION_SHARE
+        else "the server near saturation"
+    )
+    why = f"server at {_percent(server)} of its {cpus} CPU(s), client at {_percent(client)}: {spare}"
+    return Verdict("latency", why, throttled)
+
+
+def verdict_of(record: InstanceRecord, best_order: float | None) -> Verdict | None:
+    """The verdict of RECORD's best point (at BEST_ORDER on its axis): its evidence and the next level's.
+    None when the record has no best point or no evidence (written before evidence existed)."""
+    evidence = evidence_by_order(record)
+    if best_order is None or not evidence:
+        return None
+    at = next((e for order, e in evidence.items() if abs(order - best_order) <= 1e-6 * max(best_order, 1)), None)
+    after = next((evidence[o] for o in sorted(evidence) if o > best_order + 1e-6 * max(best_order, 1)), None)
+    late = record.search.level.late if record.search and record.search.level else None
+    return limit_of(at, after, late)
 
 
 def same_rate(a: float | None, b: float | None) -> bool:

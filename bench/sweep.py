@@ -31,7 +31,7 @@ from bench.hostfact import read_host_fact
 from bench.instance import record_instance, run_attempt
 from bench.jobfile import load_job
 from bench.layout import CSV_NAME, META_NAME, SERVER_ERROR_NAME, now, staging_dir, write_rows
-from bench.records import CapacitySearch, InstanceRecord, levels_of, load
+from bench.records import CapacitySearch, Evidence, InstanceRecord, levels_of, load
 
 REQUIRED = ("run_id", "host", "model", "config", "results_dir", "instances")
 DEFAULTS = {"timeout_s": facts.CLIENT_TIMEOUT_S, "retries": facts.CLIENT_RETRIES, "perf_analyzer": "perf_analyzer"}
@@ -65,6 +65,7 @@ def run_instance(job: dict, instance: dict, results_dir: Path) -> dict:
     interval = int(config["measurement_interval_ms"])
     header: list[str] = []
     by_level: dict[int, dict[str, str]] = {}
+    evidence: dict[int, Evidence] = {}  # each level's, from the attempt its row comes from
     attempts = []
     started = now()
     # The host as it was when the measurement began; _record reads it again at the end, so a change
@@ -76,16 +77,22 @@ def run_instance(job: dict, instance: dict, results_dir: Path) -> dict:
             break
         # Retry from the first level not reached: perf_analyzer stops at the first failure.
         todo = [level for level in expected if level >= missing[0]]
-        attempt_header, rows, _, record = run_attempt(job, instance, staging, attempt, todo, interval)
+        attempt_header, rows, _, record, levels = run_attempt(job, instance, staging, attempt, todo, interval)
         header = header or attempt_header
+        seen = {e.level: e for e in levels}
         for row in rows:
-            by_level.setdefault(int(row["Concurrency"]), row)
+            level = int(row["Concurrency"])
+            if level not in by_level and level in seen:
+                evidence[level] = seen[level]
+            by_level.setdefault(level, row)
         attempts.append(record)
         interval *= 2  # a longer window is what stabilises a noisy level
     reached = sorted(level for level in expected if level in by_level)
     if header and by_level:
         write_rows(staging / CSV_NAME, header, [by_level[level] for level in reached])
-    extra = {"host_facts_start": facts_at_start} if facts_at_start is not None else {}
+    extra: dict = {"host_facts_start": facts_at_start} if facts_at_start is not None else {}
+    if evidence:
+        extra["evidence"] = [evidence[level].to_json() for level in sorted(evidence)]
     return record_instance(job, instance, staging, final, expected, reached, attempts, started, extra)
 
 

@@ -20,10 +20,12 @@ def local_job(
     *,
     model: str = "dlrm",
     timeout_s: float = 60,
+    server_pid: int | None = None,
     **knobs: object,
 ) -> dict:
     """The job of PROFILE's first config of MODEL with KNOBS, against localhost:PORT, its results under
-    RESULTS_ROOT/<run>/<host>/<model>/<config id>/ (a results tree the collector ingests)."""
+    RESULTS_ROOT/<run>/<host>/<model>/<config id>/ (a results tree the collector ingests). SERVER_PID:
+    the server's process, whose CPU time the evidence of each level reads (bench.evidence)."""
     config = dataclasses.replace(configs_for([model], profile=profile)[0], **knobs)
     return {
         "run_id": RUN_ID,
@@ -31,7 +33,7 @@ def local_job(
         "model": model,
         "config": config.as_record(),
         "results_dir": str(results_root / RUN_ID / HOST / model / config.config_id),
-        "instances": [{"name": "numa0", "port": port}],
+        "instances": [{"name": "numa0", "port": port, **({"server_pid": server_pid} if server_pid else {})}],
         "perf_analyzer": perf_analyzer,
         "timeout_s": timeout_s,
         "retries": 1,
