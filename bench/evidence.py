@@ -34,7 +34,7 @@ IPMI_TIMEOUT_S = 5.0
 POWER_SOURCES = ("auto", "rapl", "ipmi", "none")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 RAPL_DOMAINS = ("package", "dram")  # core and uncore lie inside the package: summing them would count twice
-IPMI_POWER = re.compile(r"Instantaneous power reading:\s*([0-9.]+)\s*Watts", re.IGNORECASE)
+IPMI_POWER = re.compile(r"Instantaneous power reading\s*:\s*([0-9.]+)\s*Watts", re.IGNORECASE)
 
 
 # ------------------------------------------------------------------------------------ parsing
@@ -116,7 +116,7 @@ def rapl_domains(root: Path) -> tuple[list[RaplDomain], str]:
     base = root / "sys/class/powercap"
     if not base.is_dir():
         return [], "no RAPL: /sys/class/powercap is absent (no powercap driver, a VM or a container)"
-    domains = []
+    domains, refused = [], False
     for zone in sorted(base.glob("intel-rapl:*")):
         try:
             name = (zone / "name").read_text().strip()
@@ -126,10 +126,16 @@ def rapl_domains(root: Path) -> tuple[list[RaplDomain], str]:
             if kind == "dram":  # a package's subzone: name it after its package
                 name = f"dram-{zone.name.split(':')[1]}"
             max_range = int((zone / "max_energy_range_uj").read_text())
-            int((zone / "energy_uj").read_text())  # readable (root only since CVE-2020-8694)
+            int((zone / "energy_uj").read_text())
+        except PermissionError:
+            refused = True
+            continue
         except (OSError, ValueError):
             continue
         domains.append(RaplDomain(name, zone / "energy_uj", max_range))
+    if not domains and refused:
+        # root only since CVE-2020-8694 (a power side channel): README says how to let the runner read it
+        return [], "RAPL's energy_uj is not readable by this user (root only since CVE-2020-8694)"
     if not domains:
         return [], "no RAPL: no readable package or dram domain under /sys/class/powercap"
     return domains, ""

@@ -164,6 +164,34 @@ def test_every_model_and_mode_has_results_on_the_controller(benched) -> None:
     assert not list(results.rglob(".*.partial"))
 
 
+# Two readings a level apart may straddle a tick of the kernel's CPU accounting on a shared machine.
+CPU_TOLERANCE = 0.15
+
+
+def test_every_level_records_plausible_cpu_evidence_of_its_real_servers(benched) -> None:
+    """Each grid level's evidence on a simulated host: the server's CPU time read from its systemd unit's
+    processes (the container gives the unit no CPU accounting of its own), within the CPUs it is pinned
+    to; server and client together within the host's CPUs; no RAPL and no cpufreq in a container: said,
+    not faked."""
+    _, results, _, _, _ = benched
+    checked = 0
+    for (_, _, _, _), meta in metadata(results).items():
+        if meta["status"] != "complete" or not meta.get("evidence"):
+            continue
+        assert [e["level"] for e in meta["evidence"]] == meta["levels_reached"], meta["evidence"]
+        for evidence in meta["evidence"]:
+            unit = facts.SERVER_UNIT.format(meta["instance"]["unit"])
+            assert evidence["server_source"].startswith(f"processes of {unit}"), evidence
+            assert 0 < evidence["server_cores"] <= evidence["server_cpus"] + CPU_TOLERANCE, evidence
+            assert evidence["client_cores"] <= evidence["client_cpus"] + CPU_TOLERANCE, evidence
+            assert evidence["server_cores"] + evidence["client_cores"] <= evidence["host_cpus"] + CPU_TOLERANCE
+            assert set(evidence["nodes"]) == {str(n["id"]) for n in meta["host_facts"]["numa_nodes"]}
+            assert "no RAPL" in evidence["unavailable"]["energy"] and evidence.get("watts") is None
+            assert "cpufreq" in evidence["unavailable"]["frequency"] and evidence.get("frequency_mhz") is None
+            checked += 1
+    assert checked >= 10, checked
+
+
 def test_the_stopped_server_is_a_recorded_failure_and_everything_else_completes(benched) -> None:
     fleet, results, _, output, _ = benched
     victim = {h.name: h for h in fleet.hosts()}[VICTIM_HOST].container
@@ -322,11 +350,15 @@ def test_open_loop_and_loadgen_capacities_sweep_fetch_and_are_reported_apart_fro
     assert all("--request-rate-range" in a["command"] for a in meta["attempts"])
     assert meta["rates_reached"] == [m["rate"] for m in search["curve"]]
     assert search["valid"] or search["reason"], search  # a number, or why it is not one
+    assert all(m["evidence"]["server_cores"] > 0 for m in search["curve"]), search["curve"]
+    assert search.get("level") is None or search["verdict"]["limit"] in ("latency", "server", "client"), search
     meta = json.loads((model_dir / mlperf.config_id / "numa0" / META_NAME).read_text())
     loadgen = meta["search"]
     assert loadgen["client"] == "mlperf" and meta["status"] == "complete", loadgen.get("reason")
     assert loadgen["loadgen"]["phases"]["performance"]["result"] in ("VALID", "INVALID"), loadgen["loadgen"]
     assert (model_dir / mlperf.config_id / "numa0" / "loadgen" / "performance" / "mlperf_log_summary.txt").is_file()
+    if loadgen.get("level"):  # the performance run's evidence, bounded by the lines bench.loadgen_run prints
+        assert loadgen["level"]["evidence"]["server_cores"] > 0 and loadgen["verdict"], loadgen["level"]
     db = str(tmp_path / "store.duckdb")
     assert run(["python", "-m", "collect", "ingest", str(results), "--db", db]).returncode == 0
     shown = run(["python", "-m", "collect", "best", "--run", run_id, "--db", db])

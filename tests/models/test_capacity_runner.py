@@ -5,6 +5,7 @@ says, says why a budget nobody meets is invalid, and keeps every level when the 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -47,12 +48,13 @@ def server() -> Iterator[tuple[subprocess.Popen[str], int]]:
         process.wait(timeout=10)
 
 
-def job(tmp_path: Path, port: int, budget_ms: float, window_ms: int = 1000) -> dict:
+def job(tmp_path: Path, port: int, budget_ms: float, window_ms: int = 1000, server_pid: int | None = None) -> dict:
     return local_job(
         "ci-capacity",
         port,
         tmp_path / "results",
         str(VENV / "bin" / "perf_analyzer"),
+        server_pid=server_pid,
         batch_size=1,
         p99_budget_ms=float(budget_ms),
         max_concurrency=64,
@@ -80,8 +82,8 @@ def result(spec: dict) -> tuple[dict, list[str]]:
 
 
 def test_the_search_finds_the_known_capacity_and_is_never_repeated(server, tmp_path: Path, capsys) -> None:
-    _, port = server
-    spec = job(tmp_path, port, budget_ms=BUDGET_MS)
+    process, port = server
+    spec = job(tmp_path, port, budget_ms=BUDGET_MS, server_pid=process.pid)
     assert run_job(spec)["numa0"]["status"] == "complete"
     meta, rows = result(spec)
     search = meta["search"]
@@ -96,6 +98,18 @@ def test_the_search_finds_the_known_capacity_and_is_never_repeated(server, tmp_p
     assert search["windows"] >= 3 * len(curve) and search["seconds"] > 0
     assert meta["levels_reached"] == curve and meta["status"] == "complete"
     assert all("--latency-threshold" not in a["command"] for a in meta["attempts"])
+    # The evidence: the known-curve server's workers sleep, so its CPUs are never saturated and the
+    # latency is what limited it; every level's figures are the server process's and plausible.
+    assert search["verdict"]["limit"] == "latency", search["verdict"]
+    assert "neither CPU-bound" in search["verdict"]["why"]
+    cpus = len(os.sched_getaffinity(0))
+    for measured in search["curve"]:
+        evidence = measured["evidence"]
+        assert evidence["server_source"] == f"process {process.pid} and its children"
+        assert 0 < evidence["server_cores"] <= evidence["server_cpus"] == cpus, evidence
+        assert evidence["server_cores"] + evidence["client_cores"] <= cpus + 0.25, evidence
+        assert evidence["seconds"] >= 2 and evidence["samples"] >= 3 and evidence["server_rss_mb"] > 10
+        assert evidence["sampler_cpu_s"] < 0.05 * evidence["seconds"], evidence  # a small fraction of a core
 
     stamp = (Path(spec["results_dir"]) / "numa0" / "metadata.json").stat().st_mtime_ns
     assert run_job(spec)["numa0"]["skipped"] is True

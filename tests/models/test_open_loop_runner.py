@@ -44,11 +44,15 @@ def truth() -> float:
     )
 
 
+SERVER_PIDS: dict[int, int] = {}  # port -> the server's process, whose CPU time the evidence reads
+
+
 @pytest.fixture
 def server() -> Iterator[int]:
     port = free_port()
     process: subprocess.Popen[str] = launch(port, "dlrm", CURVE)
     wait_ready(port, "dlrm", seconds=30)
+    SERVER_PIDS[port] = process.pid
     yield port
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=10)
@@ -61,6 +65,7 @@ def job(tmp_path: Path, port: int, profile: str, **knobs: object) -> dict:
         tmp_path / "results",
         str(VENV / "bin" / "perf_analyzer"),
         timeout_s=120,
+        server_pid=SERVER_PIDS.get(port),
         **{
             "batch_size": 1,
             "p99_budget_ms": float(BUDGET_MS),
@@ -115,6 +120,7 @@ def test_a_client_too_small_for_the_rate_is_client_bound_never_a_capacity(server
     (level,) = search["curve"]
     assert level["late"] and level["delayed_percent"] > 1 and level["threads"] == 2, level
     assert not search["valid"] and search["capacity"] is None
+    assert level["evidence"]["client_cores"] > 0 and level["evidence"]["server_cores"] > 0, level["evidence"]
     assert search["reason"].startswith("client-bound from the first level: rate 160/s: "), search["reason"]
     assert meta["status"] == "complete"  # measured, and said what it measured
 
@@ -143,3 +149,8 @@ def test_loadgen_finds_the_peak_and_its_verdict_is_kept_with_its_logs(
         assert (out / "loadgen" / phase / "mlperf_log_detail.txt").stat().st_size > 0
     assert meta["rates_reached"] == [search["level"]["rate"]]
     assert (out / "perf.csv").read_text().startswith("Request Rate,Inferences/Second,")
+    # the performance run's evidence, bounded by the level lines bench.loadgen_run prints: its seconds
+    # are the run's (5 s or more), and the sleeping workers leave the server's CPUs idle
+    evidence = search["level"]["evidence"]
+    assert 5 <= evidence["seconds"] <= performance["seconds"] + 1 and evidence["server_cores"] > 0, evidence
+    assert search["verdict"]["limit"] == "latency", search["verdict"]
