@@ -239,6 +239,22 @@ def _procs(cgroup_dir: Path) -> list[int]:
         return []
 
 
+def unit_pid(root: Path, unit: str) -> int | None:
+    """A process of systemd UNIT, found by its cgroup (no D-Bus needed: a minimal host or a container has
+    none, and systemctl as a user then fails): under the unified or the named systemd hierarchy, at
+    most two levels below it (a container's cgroup), in system.slice or a template's slice in it
+    (system-tfserving.slice), else systemctl's MainPID."""
+    cgroup = root / "sys/fs/cgroup"
+    patterns = [f"{above}system.slice/{inner}{unit}" for above in ("", "*/", "*/*/") for inner in ("", "*/")]
+    for base in (cgroup, cgroup / "unified", cgroup / "systemd"):
+        for pattern in patterns:
+            for found in base.glob(pattern):
+                pids = _procs(found)
+                if pids:
+                    return pids[0]
+    return main_pid(unit)
+
+
 def main_pid(unit: str) -> int | None:
     """The main process of a systemd unit, or None."""
     try:
@@ -405,7 +421,7 @@ def watch_of(job: dict, instance: dict, root: Path = Path("/")) -> Watch:
     `power_source` names (auto: RAPL when readable)."""
     unavailable: dict[str, str] = {}
     unit = facts.SERVER_UNIT.format(instance["unit"]) if instance.get("unit") else None
-    pid = instance.get("server_pid") or (main_pid(unit) if unit else None)
+    pid = instance.get("server_pid") or (unit_pid(root, unit) if unit else None)
     server = server_cpu(root, int(pid), unit) if pid else None
     if server is None:
         unavailable["server_cpu"] = f"no server process found ({unit or 'no unit, no server_pid'})"

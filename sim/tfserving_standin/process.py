@@ -53,9 +53,11 @@ def wait_ready(port: int, model: str, seconds: float = 60) -> None:
 
 
 @contextmanager
-def serving_a_fresh_export(work: Path, model: str = "dlrm", rows: int = 4000) -> Iterator[int]:
+def serving_a_fresh_export(
+    work: Path, model: str = "dlrm", rows: int = 4000, pids: list[int] | None = None
+) -> Iterator[int]:
     """The stand-in serving a freshly trained model zoo export of MODEL (ROWS generated rows, 5 steps),
-    one intra and one inter op thread; yields its port, stops it after."""
+    one intra and one inter op thread; yields its port (its process id appended to PIDS), stops it after."""
     from modelzoo.export import export
     from modelzoo.generate import generate
     from modelzoo.train import train
@@ -72,6 +74,8 @@ def serving_a_fresh_export(work: Path, model: str = "dlrm", rows: int = 4000) ->
         "--tensorflow_intra_op_parallelism=1",
         "--tensorflow_inter_op_parallelism=1",
     )
+    if pids is not None:
+        pids.append(server.pid)
     try:
         wait_ready(port, model, 120)
         yield port

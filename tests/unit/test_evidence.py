@@ -149,6 +149,15 @@ def test_a_containers_cgroup_is_never_taken_for_the_units(tmp_path: Path) -> Non
     assert server.read() == 5.0
 
 
+def test_a_units_process_is_found_by_its_cgroup_without_d_bus(tmp_path: Path) -> None:
+    """In a container systemd's hierarchy sits below the container's own cgroup."""
+    container = "sys/fs/cgroup/systemd/libpod_parent/libpod-1/system.slice"
+    write(tmp_path, f"{container}/system-tfserving.slice/{UNIT}/cgroup.procs", f"{PID}\n77\n")
+    assert ev.unit_pid(tmp_path, UNIT) == PID
+    write(tmp_path, f"sys/fs/cgroup/system.slice/{UNIT}/cgroup.procs", "31\n")
+    assert ev.unit_pid(tmp_path, UNIT) == 31  # the unified hierarchy first
+
+
 def test_without_a_unit_the_server_is_its_process_and_children(tmp_path: Path) -> None:
     host(tmp_path)
     write(tmp_path, f"proc/{PID}/cgroup", "0::/user.slice\n")
