@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from collect import queries
+from collect.capacity import efficiency
 from collect.store import Store
 
 TABLE = [
@@ -23,13 +24,23 @@ TABLE = [
     "p50_us",
     "p90_us",
     "p99_us",
+    # what the host did at the best points (collect.capacity.machine_evidence), NaN where unrecorded
+    "cores_used",
+    "per_core_used",
+    "watts",
+    "inferences_per_joule",
+    "limited_by",
+    "throttled",
 ]
 
 
 def best_per_model(store: Store, run_id: str) -> pd.DataFrame:
     """Per model, mode and batch size, the machine with the highest throughput of the run."""
     best = queries.best_per_model(store, run_id)
-    return best[TABLE].reset_index(drop=True) if not best.empty else pd.DataFrame(columns=TABLE)
+    if best.empty:
+        return pd.DataFrame(columns=TABLE)
+    best = best.assign(**efficiency(best["throughput"], best["cores_used"], best["watts"]))
+    return best[TABLE].reset_index(drop=True)
 
 
 def scaling(machines: pd.DataFrame) -> pd.DataFrame:

@@ -70,6 +70,16 @@ def load_budgets(path: Path = DEFAULT_BUDGETS) -> tuple[dict[str, float], float]
 # search as recorded (JSON paths checked against bench.records.CapacitySearch). A metadata text the
 # engine's JSON functions reject (a store filled before the contract) is read around, as no search.
 _META = "CASE WHEN json_valid(metadata) THEN metadata END"
+# The evidence a capacity shows (collect.store: a point's columns; an instance's best_<name> of its answer).
+EVIDENCE = ["server_cores", "server_share", "client_share", "frequency_mhz", "watts", "limited_by", "throttled"]
+_BEST_OF = {f: f"best_{f}" for f in EVIDENCE if f not in ("limited_by", "throttled")}
+
+
+def _struct(fields: dict[str, str]) -> str:
+    """A DuckDB struct of these fields (name -> expression)."""
+    return "{" + ", ".join(f"'{name}': {expression}" for name, expression in fields.items()) + "}"
+
+
 _INSTANCES_SQL = f"""
     WITH inst AS (
         SELECT host, model, config_id, instance, status, mode, batch_size, concurrency_range,
@@ -78,6 +88,9 @@ _INSTANCES_SQL = f"""
                         {DEFAULT_WINDOW_MS}) AS window_ms,
                TRY_CAST(json_extract_string({_META}, '$.host_facts.cores') AS INTEGER) AS cores,
                TRY_CAST(json_extract_string({_META}, '$.host_facts.numa_node_count') AS INTEGER) AS numa_nodes,
+               json_extract_string({_META}, '$.host_facts.arch') AS arch,
+               best_concurrency, limit_why AS best_why,
+               {_struct({f: _BEST_OF.get(f, f) for f in EVIDENCE})} AS answer,
                coalesce(json_extract_string({_META}, '{search_path("kind")}') = 'capacity', false) AS searched,
                TRY_CAST(json_extract_string({_META}, '{search_path("p99_budget_ms")}') AS DOUBLE)
                    AS searched_budget,
@@ -102,19 +115,24 @@ _INSTANCES_SQL = f"""
                max(p.throughput) AS capacity,
                arg_max(p.concurrency, p.throughput) AS level,
                arg_max(p.p50_us, p.throughput) AS p50_us,
-               arg_max(p.p99_us, p.throughput) AS p99_us
+               arg_max(p.p99_us, p.throughput) AS p99_us,
+               -- one struct: arg_max skips a NULL argument, and would take another level's figures
+               arg_max({_struct({f: f"p.{f}" for f in EVIDENCE})}, p.throughput) AS seen
         FROM points p JOIN budgeted b USING (host, model, config_id, instance)
         WHERE p.run_id = ? AND p.p99_us <= b.budget_ms * 1000
         GROUP BY ALL
     )
     -- a search's capacity is its own answer (an open loop's late levels are not capacities); a grid's
     -- the best of its points within the budget
-    SELECT i.*,
+    SELECT i.* EXCLUDE (answer),
            CASE WHEN i.searched THEN i.searched_capacity ELSE w.capacity END AS capacity,
            CASE WHEN i.searched THEN i.searched_level ELSE w.level END AS level,
            CASE WHEN i.searched THEN i.searched_rate END AS rate,
            CASE WHEN i.searched THEN i.searched_p50 ELSE w.p50_us END AS p50_us,
-           CASE WHEN i.searched THEN i.searched_p99 ELSE w.p99_us END AS p99_us
+           CASE WHEN i.searched THEN i.searched_p99 ELSE w.p99_us END AS p99_us,
+           -- what the host did at that level, and what limited it; a grid's why is its best point's
+           {", ".join(f"(CASE WHEN i.searched THEN i.answer ELSE w.seen END).{f} AS {f}" for f in EVIDENCE)},
+           CASE WHEN i.searched OR w.level = i.best_concurrency THEN i.best_why END AS limit_why
     FROM budgeted i LEFT JOIN within w USING (host, model, config_id, instance)
     ORDER BY model, host, config_id, instance
 """
@@ -147,6 +165,38 @@ def _reason(row: pd.Series) -> str | None:
 
 def _none(value: object) -> object:
     return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
+
+
+# A machine's limit is the most telling of its instances': a saturated client makes the measurement
+# suspect, a saturated server explains the number, the latency budget is what is left.
+LIMIT_ORDER = ("unknown", "latency", "server", "client")
+
+
+def _every(values: pd.Series) -> list | None:
+    """VALUES as a list if each is known, else None: a machine's figure is never made of some of its instances."""
+    known = [_none(v) for v in values]
+    return known if known and all(v is not None for v in known) else None
+
+
+def machine_evidence(rows: pd.DataFrame) -> dict:
+    """A machine's evidence from its instances' (at their capacity's level): the servers' cores add up;
+    the shares and the clock are their mean; the watts are the largest instance's, each meter reading
+    the whole host (RAPL's packages, the BMC), so a sum would count the host once per NUMA node."""
+    cores, shares = _every(rows["server_cores"]), _every(rows["server_share"])
+    clients, clocks, watts = _every(rows["client_share"]), _every(rows["frequency_mhz"]), _every(rows["watts"])
+    limits = [(i, _none(limit)) for i, limit in zip(rows["instance"], rows["limited_by"], strict=True)]
+    known = [limit for _, limit in limits if limit in LIMIT_ORDER]
+    whys = [(i, _none(why)) for i, why in zip(rows["instance"], rows["limit_why"], strict=True) if _none(why)]
+    return {
+        "cores_used": sum(cores) if cores else None,
+        "server_share": sum(shares) / len(shares) if shares else None,
+        "client_share": max(clients) if clients else None,
+        "frequency_mhz": sum(clocks) / len(clocks) if clocks else None,
+        "watts": max(watts) if watts else None,
+        "limited_by": max(known, key=LIMIT_ORDER.index) if known else None,
+        "throttled": any(bool(_none(t)) for t in rows["throttled"]) if known else None,
+        "limit_why": whys[0][1] if len(rows) == 1 and whys else "; ".join(f"{i}: {w}" for i, w in whys) or None,
+    }
 
 
 def _machine(rows: pd.DataFrame) -> dict:
@@ -185,7 +235,21 @@ def _machine(rows: pd.DataFrame) -> dict:
         "reason": "; ".join(sorted(set(reasons))) or None,
         "cores": _none(first["cores"]),
         "numa_nodes": _none(first["numa_nodes"]),
+        "arch": architecture(first["arch"]),
+        **machine_evidence(rows),
     }
+
+
+# platform.machine()'s spellings of one architecture (host_prep's fact records it), as one name each.
+ARCH_NAMES = {"arm64": "aarch64", "armv8": "aarch64", "amd64": "x86_64", "x64": "x86_64"}
+
+
+def architecture(arch: object) -> str | None:
+    """The host's architecture as its fact spells it, one name per architecture; None when unrecorded."""
+    if not isinstance(arch, str) or not arch.strip():
+        return None
+    name = arch.strip().lower()
+    return ARCH_NAMES.get(name, name)
 
 
 def machine_capacity(store: Store, run_id: str, budgets: dict[str, float], default_ms: float) -> pd.DataFrame:
@@ -204,7 +268,19 @@ def machine_capacity(store: Store, run_id: str, budgets: dict[str, float], defau
     machines = [_machine(rows) for _, rows in instances.groupby(MACHINE, sort=False)]
     frame = pd.DataFrame(machines).sort_values(["model", "host", "config_id"], kind="stable").reset_index(drop=True)
     numbers = ["budget_ms", "capacity", "capacity_measured", "p50_us", "p99_us", "min_requests"]
+    numbers += ["cores_used", "server_share", "client_share", "frequency_mhz", "watts"]
     return frame.astype({**dict.fromkeys(numbers, "float64"), "valid": "bool"})
+
+
+def efficiency(capacity: pd.Series, cores_used: pd.Series, watts: pd.Series) -> dict[str, pd.Series]:
+    """Infer/s per core the server used, and inferences per joule: NaN unless both figures are known and
+    above 0 (a meter reading 0 W is no efficiency figure, and neither is an invalid capacity)."""
+    used = cores_used.astype("float64")
+    drawn = watts.astype("float64")
+    return {
+        "per_core_used": capacity / used.where(used > 0),
+        "inferences_per_joule": capacity / drawn.where(drawn > 0),
+    }
 
 
 def capacity_per_host(machines: pd.DataFrame) -> pd.DataFrame:
@@ -220,6 +296,7 @@ def capacity_per_host(machines: pd.DataFrame) -> pd.DataFrame:
     best = best.assign(  # an invalid capacity has no per-core figure either
         per_core=best["capacity"] / best["cores"].astype("float64"),
         per_numa_node=best["capacity"] / best["numa_nodes"].astype("float64"),
+        **efficiency(best["capacity"], best["cores_used"], best["watts"]),
     )
     order = [*RANKED_WITHIN, "capacity_measured"]
     return best.sort_values(order, ascending=[True] * len(RANKED_WITHIN) + [False]).reset_index(drop=True)

@@ -148,6 +148,14 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     bst.set_defaults(func=run_best)
 
+    eff = command(
+        "efficiency",
+        "architectures compared like with like: per model, mode, batch, load, client and budget, the best "
+        "capacity per core the server used and per watt of each architecture, and its ratio to x86_64's",
+        "run", "db", "budget",
+    )  # fmt: skip
+    eff.set_defaults(func=run_efficiency)
+
     exp = command(
         "export",
         "points (with their knobs) as one CSV or Parquet file, or the store as a Parquet dataset "
@@ -312,10 +320,14 @@ def _budgets_asked(args: argparse.Namespace) -> tuple[dict[str, float], float] |
 
 
 def _capacity_values(store: Store, run: str, asked: tuple[dict[str, float], float]) -> pd.DataFrame:
-    """Each host's valid capacity per class, as twins compares it."""
+    """Each host's valid capacity per class, as twins compares it, with what the host did at it."""
+    from collect.twins import EVIDENCE
+
     table = _capacity(store, run, asked)
+    if table.empty:
+        return pd.DataFrame(columns=["host", "model", "mode", "batch_size", "value", *EVIDENCE])
     valid = table[table["valid"]]
-    return valid[["host", "model", "mode", "batch_size"]].assign(value=valid["capacity"])
+    return valid[["host", "model", "mode", "batch_size", *EVIDENCE]].assign(value=valid["capacity"])
 
 
 def run_pull(args: argparse.Namespace) -> int:
@@ -358,7 +370,8 @@ def run_best(args: argparse.Namespace) -> int:
         searches = _capacity(store, run, ({}, 1.0), searched_only=True)
     if not best.empty or searches.empty:
         columns = ["model", "mode", "batch_size", "throughput", "host", "concurrency_range", "intra", "inter", "p99_us"]
-        shown = best[columns]
+        columns += ["cores_used", "per_core_used", "watts", "inferences_per_joule", "limited_by", "throttled"]
+        shown = tables.with_evidence_shown(best[columns])
         print(f"best throughput per model, mode and batch size, run {run}:")
         print(tables.markdown(shown))  # units in the headers, separators, fixed decimals
     if not searches.empty:
@@ -366,6 +379,29 @@ def run_best(args: argparse.Namespace) -> int:
     if not failed.empty:
         print(f"{len(failed)} point(s) did not complete:")
         print(failed.to_markdown(index=False))
+    return 0
+
+
+def run_efficiency(args: argparse.Namespace) -> int:
+    from collect import queries
+    from collect.capacity import machine_capacity
+    from collect.efficiency import REFERENCE, by_architecture
+    from collect.report import chosen_run
+
+    with reading(args.db) as store:
+        run = chosen_run(store, args.run, queries.run_order(store))
+        asked = _budgets_asked(args)
+        # without a budget, as `best`: the searches, each under the budget it searched
+        machines = machine_capacity(store, run, *(asked or ({}, 1.0)))
+    if not asked and not machines.empty:
+        machines = machines[machines["found_by"] != "grid"]
+    compared = by_architecture(machines)
+    measure = "capacity under the budget" if asked else "capacity searches, each under its budget"
+    print(f"efficiency per architecture, run {run} ({measure}); ratios to {REFERENCE} in the same class:")
+    if compared.empty:
+        print("no valid capacity with evidence in this run" + ("" if asked else "; --p99-budget-ms N adds the grids"))
+        return 0
+    print(tables.efficiency_table(compared, REFERENCE).to_markdown(index=False, disable_numparse=True))
     return 0
 
 

@@ -20,9 +20,10 @@ import duckdb
 from collect import names
 from collect.errors import InputError, clip
 from collect.queries import KNOBS, runs_filter
-from collect.store import INSTANCE_COLUMNS, KEY, POINT_COLUMNS, Store
+from collect.store import INSTANCE_COLUMNS, INSTANCE_EVIDENCE, KEY, POINT_COLUMNS, POINT_EVIDENCE, Store
 
-DATASET_TABLES = {"instances": INSTANCE_COLUMNS, "points": POINT_COLUMNS}
+# The best point is computed again on import (the one rule); the evidence and verdict travel as stored.
+DATASET_TABLES = {"instances": INSTANCE_COLUMNS | INSTANCE_EVIDENCE, "points": POINT_COLUMNS | POINT_EVIDENCE}
 
 
 class ExchangeError(InputError):
@@ -96,7 +97,10 @@ def export_dataset(store: Store, directory: Path, runs: list[str] | None = None)
 def _dataset_relation(directory: Path, table: str) -> str:
     files = directory / table / "run_id=*" / "*.parquet"
     # Run ids stay text: without this DuckDB would read "20261126T101500Z" or "2026-11-01" as other types.
-    return f"read_parquet('{_quoted(files)}', hive_partitioning = true, hive_types_autocast = false)"
+    # By name: a share holds files of older collectors (fewer columns) beside newer ones.
+    return (
+        f"read_parquet('{_quoted(files)}', hive_partitioning = true, hive_types_autocast = false, union_by_name = true)"
+    )
 
 
 def import_dataset(store: Store, directory: Path) -> tuple[int, int]:

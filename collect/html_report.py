@@ -84,6 +84,20 @@ UNITS = {
     "pvalue": ("p-value", 6),
     "allowed": ("allowed deviation (infer/s)", 0),
     "min_requests": ("requests at the level", 0),
+    # the evidence (bench.evidence): text in these columns (a verdict, "unavailable") is shown as it is
+    "cores_used": ("cores used (server)", 2),
+    "per_core_used": ("per core used (infer/s)", 1),
+    "watts": ("watts (W)", 0),
+    "inferences_per_joule": ("inferences per joule", 2),
+    "frequency_mhz": ("clock (MHz)", 0),
+    "server_share": ("server's share of its CPUs", 2),
+    "client_share": ("client's share of its CPUs", 2),
+    "limited_by": ("limit", 0),
+    "limit_why": ("why", 0),
+    "per_core_at": ("best per core at", 0),
+    "per_joule_at": ("best per joule at", 0),
+    "per_core_vs_reference": ("per core vs x86_64", 2),
+    "per_joule_vs_reference": ("per joule vs x86_64", 2),
 }
 
 

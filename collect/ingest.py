@@ -15,8 +15,24 @@ from pathlib import Path
 import pyarrow as pa
 
 from bench.records import best_point
-from collect.results import InstanceResult, ResultError, instance_dirs, load_instance
-from collect.store import BEST_COLUMNS, INSTANCE_COLUMNS, KEY, KNOBS, POINT_COLUMNS, Store
+from collect.results import (
+    InstanceResult,
+    ResultError,
+    instance_dirs,
+    instance_figures,
+    load_instance,
+    point_figures,
+)
+from collect.store import (
+    BEST_COLUMNS,
+    INSTANCE_COLUMNS,
+    INSTANCE_EVIDENCE,
+    KEY,
+    KNOBS,
+    POINT_COLUMNS,
+    POINT_EVIDENCE,
+    Store,
+)
 
 # Instance directories read by one worker and handed to the engine at once: large enough that the
 # bulk paths dominate, small enough that a year's tree never sits in memory and progress moves.
@@ -24,6 +40,8 @@ CHUNK = 1000
 MAX_WORKERS = 4
 TEXT_KNOBS = {"mode", "concurrency_range"}
 MEASURES = [name for name in POINT_COLUMNS if name not in KEY]
+INSTANCE_SCHEMA = INSTANCE_COLUMNS | BEST_COLUMNS | INSTANCE_EVIDENCE
+POINT_SCHEMA = POINT_COLUMNS | POINT_EVIDENCE
 
 
 @dataclass
@@ -37,8 +55,8 @@ class IngestReport:
 def columns_of(results: Iterable[InstanceResult], stamp: str) -> tuple[dict[str, list], dict[str, list]]:
     """The store's rows for RESULTS, column by column, as plain lists (what a worker process sends
     back): one row per instance, one per point."""
-    instances: dict[str, list] = {name: [] for name in INSTANCE_COLUMNS | BEST_COLUMNS}
-    points: dict[str, list] = {name: [] for name in POINT_COLUMNS}
+    instances: dict[str, list] = {name: [] for name in INSTANCE_SCHEMA}
+    points: dict[str, list] = {name: [] for name in POINT_SCHEMA}
     for result in results:
         config = result.record.config
         for name, value in zip(KEY, result.key, strict=True):
@@ -63,14 +81,22 @@ def columns_of(results: Iterable[InstanceResult], stamp: str) -> tuple[dict[str,
         instances["best_p90_us"].append(best.p90_us if best else None)
         instances["best_p99_us"].append(best.p99_us if best else None)
         instances["best_request_rate"].append(best.request_rate if best else None)
-        for point in result.points:
+        figures = instance_figures(result)  # the verdict and evidence of its answer (collect.results)
+        for name in INSTANCE_EVIDENCE:
+            instances[name].append(figures.get(name))
+        evidence = result.evidence or [None] * len(result.points)
+        verdicts = result.verdicts or [None] * len(result.points)
+        for point, seen, verdict in zip(result.points, evidence, verdicts, strict=True):
             for name in MEASURES:
                 points[name].append(getattr(point, name))
+            shown = point_figures(point, seen, verdict)
+            for name in POINT_EVIDENCE:
+                points[name].append(shown.get(name))
     return instances, points
 
 
 def _table(columns: dict[str, list], schema: dict[str, str]) -> pa.Table:
-    types = {"VARCHAR": pa.string(), "INTEGER": pa.int64(), "DOUBLE": pa.float64()}
+    types = {"VARCHAR": pa.string(), "INTEGER": pa.int64(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_()}
     return pa.table({name: pa.array(values, types[schema[name].split()[0]]) for name, values in columns.items()})
 
 
@@ -114,8 +140,8 @@ def ingest(
     def store_chunk(chunk: list[Path], read: Columns) -> None:
         nonlocal done
         instance_columns, point_columns, problems = read
-        instances = _table(instance_columns, INSTANCE_COLUMNS | BEST_COLUMNS)
-        added = store.add_frames(instances, _table(point_columns, POINT_COLUMNS))
+        instances = _table(instance_columns, INSTANCE_SCHEMA)
+        added = store.add_frames(instances, _table(point_columns, POINT_SCHEMA))
         report.added += added
         report.already_stored += instances.num_rows - added
         report.problems.extend(problems)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from bench.controller.sweeps import CAPACITY_ID_MARK
+from collect.capacity import LIMIT_ORDER
 from collect.store import KNOBS, Store
 
 # A capacity search's config id says so (bench.controller.sweeps): `dlrm-entire-b256-cap300ms-a396733615`.
@@ -32,6 +33,29 @@ def run_order(store: Store) -> list[str]:
     return [row[0] for row in rows]
 
 
+def _every(expression: str, column: str) -> str:
+    """EXPRESSION over the instances, NULL unless each knows COLUMN: a machine's figure is never made of
+    some of its instances."""
+    return f"CASE WHEN count({column}) = count(*) THEN {expression} END"
+
+
+# A machine's evidence from its instances' best points, by collect.capacity.machine_evidence's rules: the
+# servers' cores add up, shares and clocks are their mean (the client's the largest), the watts the
+# largest instance's (each meter reads the whole host); the limit is the most telling of theirs.
+_LIMITS = "[" + ", ".join(f"'{limit}'" for limit in LIMIT_ORDER) + "]"
+EVIDENCE_SQL = ", ".join(
+    [
+        f"{_every('sum(best_server_cores)', 'best_server_cores')} AS cores_used",
+        f"{_every('avg(best_server_share)', 'best_server_share')} AS server_share",
+        f"{_every('max(best_client_share)', 'best_client_share')} AS client_share",
+        f"{_every('avg(best_frequency_mhz)', 'best_frequency_mhz')} AS frequency_mhz",
+        f"{_every('max(best_watts)', 'best_watts')} AS watts",
+        f"list_extract({_LIMITS}, max(list_position({_LIMITS}, limited_by))) AS limited_by",
+        "CASE WHEN count(limited_by) > 0 THEN bool_or(coalesce(throttled, false)) END AS throttled",
+    ]
+)
+
+
 def machines_sql(runs: list[str] | None) -> tuple[str, list]:
     where, params = runs_filter(runs)
     knobs = ", ".join(f"any_value({knob}) AS {knob}" for knob in KNOBS)
@@ -39,7 +63,8 @@ def machines_sql(runs: list[str] | None) -> tuple[str, list]:
         SELECT run_id, host, model, config_id,
                sum(best_throughput) AS throughput, count(*) AS instances, max(best_concurrency) AS concurrency,
                max(best_p50_us) AS p50_us, max(best_p90_us) AS p90_us, max(best_p99_us) AS p99_us, {knobs},
-               any_value(coalesce(load, 'closed')) AS load, any_value(coalesce(client, 'perf_analyzer')) AS client
+               any_value(coalesce(load, 'closed')) AS load, any_value(coalesce(client, 'perf_analyzer')) AS client,
+               {EVIDENCE_SQL}
         FROM instances WHERE {where} AND best_throughput IS NOT NULL
         GROUP BY run_id, host, model, config_id
     """

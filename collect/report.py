@@ -15,6 +15,7 @@ from collect.aggregate import best_per_model, scaling
 from collect.baseline import compare_to_baseline, load_baseline
 from collect.capacity import capacity_per_host, load_budgets, machine_capacity
 from collect.changes import Thresholds, alarms, change_points, load_thresholds, newest_run_drops
+from collect.efficiency import REFERENCE, by_architecture
 from collect.errors import InputError
 from collect.exchange import export_points
 from collect.store import Store
@@ -23,8 +24,15 @@ from collect.twins import twins
 # Runs the history plot spans: a quarter of nightly runs reads at a glance; older ones stay in the store.
 HISTORY_PLOT_RUNS = 90
 CAPACITY_SHOWN = [
-    "model", "mode", "batch_size", "host", "capacity", "per_core", "per_numa_node", "budget_ms", "p99_us",
-    "levels", "found_by", "min_requests", "valid", "reason", "capacity_measured", "config_id", "intra", "inter",
+    "model", "mode", "batch_size", "host", "capacity", "per_core", "per_numa_node", "cores_used", "per_core_used",
+    "watts", "inferences_per_joule", "limited_by", "budget_ms", "p99_us", "levels", "found_by", "min_requests",
+    "valid", "reason", "capacity_measured", "config_id", "intra", "inter", "arch", "frequency_mhz", "server_share",
+    "client_share", "limit_why",
+]  # fmt: skip
+# The architectures' comparison as the page shows it (collect.efficiency.by_architecture).
+EFFICIENCY_SHOWN = [
+    "model", "mode", "batch_size", "load", "client", "budget_ms", "arch", "hosts", "per_core_used", "per_core_at",
+    "per_core_vs_reference", "inferences_per_joule", "per_joule_at", "per_joule_vs_reference",
 ]  # fmt: skip
 
 
@@ -92,12 +100,15 @@ def build_report(
     for name in ("points.csv", "points.parquet"):  # written by the engine, not pandas: a night is 100,000 rows
         export_points(store, directory / name, [run_id])
     machines.to_csv(directory / "machines.csv", index=False)
+    capacities = machine_capacity(store, run_id, budgets, default_ms)
+    capacity = capacity_per_host(capacities)
+    arches = by_architecture(capacities)
 
     summary = [
         f"# recbench run {run_id}\n",
         f"{points['host'].nunique()} host(s), {points['model'].nunique()} model(s), {len(points)} measured points.\n",
         "## Best throughput per model\n",
-        _table(best),
+        _table(tables.with_evidence_shown(best)),
         "## Against the baseline\n",
         _table(compared),
         "## Scaling of entire over single\n",
@@ -108,14 +119,15 @@ def build_report(
         _table(found[found["kind"] != "drop in the newest run"]),
         "## Points that failed\n",
         _table(failed),
+        f"## Architectures per core used and per watt (ratios to {REFERENCE} in the same class)\n",
+        _table(tables.efficiency_table(arches, REFERENCE)),
     ]
     (directory / "summary.md").write_text("\n".join(summary))
 
-    capacity = capacity_per_host(machine_capacity(store, run_id, budgets, default_ms))
     twin_table = twins(store, run_id, limits)
     page = _html(
         run_id, points, best, compared, capacity, twin_table, alarmed, found, failed, plotted, history, shown_runs,
-        lambda model: budgets.get(model, default_ms),
+        lambda model: budgets.get(model, default_ms), arches,
     )  # fmt: skip
     (directory / "report.html").write_text(page)
     return Report(directory, found, alarmed)
@@ -135,6 +147,7 @@ def _html(
     history: pd.DataFrame,
     runs: list[str],
     budget_of: Callable[[str], float],
+    arches: pd.DataFrame,
 ) -> str:
     figures: list[tuple[str, object]] = [("", html_report.overview(twin_table))]
     for model in sorted(points["model"].unique()):
@@ -147,12 +160,21 @@ def _html(
         html_report.Section("Regressions to act on", html_report.table(alarmed)),
         html_report.Section("Hosts that stray from their twins", html_report.table(strays)),
         html_report.Section(
-            "Capacity under the p99 budget, per host",
-            html_report.table(capacity[[c for c in CAPACITY_SHOWN if c in capacity]], ~capacity["valid"])
+            "Capacity under the p99 budget, per host (cores used: the server's; watts: the host's meter)",
+            html_report.table(
+                tables.with_evidence_shown(capacity[[c for c in [*CAPACITY_SHOWN, "throttled"] if c in capacity]]),
+                ~capacity["valid"],
+            )
             if not capacity.empty
             else "<p>none</p>",
         ),
-        html_report.Section("Best throughput per model, mode and batch size", html_report.table(best)),
+        html_report.Section(
+            "Best throughput per model, mode and batch size", html_report.table(tables.with_evidence_shown(best))
+        ),
+        html_report.Section(
+            f"Architectures compared per core used and per watt (ratios to {REFERENCE} in the same class)",
+            html_report.table(_per_watt_shown(arches)[EFFICIENCY_SHOWN]) if not arches.empty else "<p>none</p>",
+        ),
         html_report.Section("Against the baseline (same batch size only)", html_report.table(compared)),
         html_report.Section("Change points and outliers over the history", html_report.table(found)),
         html_report.Section("Twins (every host)", html_report.table(twin_view)),
@@ -164,3 +186,11 @@ def _html(
         "Hover a point for its knobs; click a table header to sort."
     )
     return html_report.page(f"recbench run {run_id}", html.escape(intro), sections, figures)
+
+
+def _per_watt_shown(arches: pd.DataFrame) -> pd.DataFrame:
+    """The architectures' frame with "unavailable" per watt where the evidence says no meter was there."""
+    shown = arches.astype({"inferences_per_joule": "object"})
+    missing = arches["inferences_per_joule"].isna() & arches["evidence"].astype(bool)
+    shown.loc[missing, "inferences_per_joule"] = tables.UNAVAILABLE
+    return shown

@@ -10,11 +10,24 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.layout import CSV_NAME, META_NAME, is_staging
-from bench.records import MAX_RECORD_BYTES, SCHEMA, InstanceRecord, RecordError, load, same_rate
+from bench.records import (
+    MAX_RECORD_BYTES,
+    SCHEMA,
+    Evidence,
+    InstanceRecord,
+    RecordError,
+    Verdict,
+    best_point,
+    evidence_by_order,
+    limit_of,
+    load,
+    same_rate,
+    verdict_of,
+)
 from collect.errors import EXIT_SKIPPED, CollectError
 from collect.perfcsv import PerfCsvError, PerfPoint, parse_perf_csv
 
@@ -41,6 +54,8 @@ class InstanceResult:
     source: Path
     sha256: str
     metadata_text: str  # metadata.json as the runner wrote it: what the store keeps
+    evidence: list[Evidence | None] = field(default_factory=list)  # each point's (None: not recorded)
+    verdicts: list[Verdict | None] = field(default_factory=list)  # each point's: its evidence and the next's
 
     @property
     def metadata(self) -> dict:
@@ -135,6 +150,7 @@ def load_instance(directory: Path, root: Path | None = None) -> InstanceResult:
         raise ResultError(
             f"{csv_path}: holds concurrency {_levels(reached)}, metadata says {_levels(record.levels_reached)}"
         )
+    evidence = points_evidence(record, points)
     return InstanceResult(
         run_id,
         host,
@@ -147,4 +163,125 @@ def load_instance(directory: Path, root: Path | None = None) -> InstanceResult:
         directory,
         digest.hexdigest(),
         text,
+        evidence,
+        points_verdicts(record, points, evidence),
     )
+
+
+# ------------------------------------------------------------------------------ evidence and verdicts
+def order_of(point: PerfPoint) -> float | None:
+    """A point's place on its axis: its concurrency, or an open loop's request rate."""
+    return float(point.concurrency) if point.concurrency is not None else point.request_rate
+
+
+def _same_level(a: float, b: float | None) -> bool:
+    # perf_analyzer's CSV prints rates rounded; concurrencies are whole
+    return b is not None and same_rate(a, b)
+
+
+def points_evidence(record: InstanceRecord, points: list[PerfPoint]) -> list[Evidence | None]:
+    """Each point's evidence (bench.records.evidence_by_order), None where the record has none."""
+    by_order = evidence_by_order(record)
+    return [next((e for o, e in by_order.items() if _same_level(o, order_of(p))), None) for p in points]
+
+
+def points_verdicts(
+    record: InstanceRecord, points: list[PerfPoint], evidence: list[Evidence | None]
+) -> list[Verdict | None]:
+    """Each point's verdict (bench.records.limit_of): its evidence and the next measured level's, and
+    for a search the level's own lateness; None for a point without evidence of its own."""
+    by_order = evidence_by_order(record)
+    late = {level.order: level.late for level in record.search.curve} if record.search else {}
+    verdicts: list[Verdict | None] = []
+    for point, at in zip(points, evidence, strict=True):
+        order = order_of(point)
+        if at is None or order is None:
+            verdicts.append(None)
+            continue
+        after = next((by_order[o] for o in sorted(by_order) if o > order and not _same_level(o, order)), None)
+        said = next((why for o, why in late.items() if _same_level(o, order)), None)
+        verdicts.append(limit_of(at, after, said))
+    return verdicts
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What stands for an instance: its best point's (or a search's capacity level's) throughput,
+    evidence and verdict."""
+
+    throughput: float | None
+    evidence: Evidence | None
+    verdict: Verdict | None
+
+
+def answer_of(result: InstanceResult) -> Answer:
+    """The instance's answer: a search's capacity level, valid or not (its verdict is the record's own,
+    bench.capacity); a grid's best point (bench.records.verdict_of)."""
+    search = result.record.search
+    if search is not None and search.level is not None:
+        level = search.level
+        verdict = search.verdict or verdict_of(result.record, level.order)
+        return Answer(level.throughput, level.evidence, verdict)
+    best = best_point(search, result.points)
+    if best is None:
+        return Answer(None, None, search.verdict if search else None)
+    at = result.evidence[result.points.index(best)] if result.evidence else None
+    return Answer(best.throughput, at, verdict_of(result.record, order_of(best)))
+
+
+def _ratio(over: float | None, under: float | None, scale: float = 1.0) -> float | None:
+    """OVER / UNDER x SCALE, None unless both are known and UNDER is above 0 (a meter reading 0 W is no
+    efficiency figure)."""
+    if over is None or not under or under <= 0:
+        return None
+    return scale * over / under
+
+
+def energy_source(evidence: Evidence) -> str | None:
+    """The meter a level's watts came from, or "unavailable: <why>" when the host had none."""
+    if evidence.energy_source:
+        return evidence.energy_source
+    why = evidence.unavailable.get("energy")
+    return f"unavailable: {why}" if why else None
+
+
+def point_figures(point: PerfPoint, evidence: Evidence | None, verdict: Verdict | None) -> dict[str, object]:
+    """A point's evidence columns of the store (collect.store.POINT_EVIDENCE); all None without evidence."""
+    if evidence is None:
+        return {}
+    return {
+        "server_cores": evidence.server_cores,
+        "server_share": evidence.server_share,
+        "client_cores": evidence.client_cores,
+        "client_share": evidence.client_share,
+        "host_cores": evidence.host_cores,
+        "frequency_mhz": evidence.frequency_mhz,
+        "frequency_drop_percent": evidence.frequency_drop_percent,
+        "watts": evidence.watts,
+        "joules_per_1000": _ratio(evidence.watts, point.throughput, 1000.0),
+        "inferences_per_joule": _ratio(point.throughput, evidence.watts),
+        "server_rss_mb": evidence.server_rss_mb,
+        "energy_source": energy_source(evidence),
+        "limited_by": verdict.limit if verdict else None,
+        "throttled": verdict.throttled if verdict else None,
+    }
+
+
+def instance_figures(result: InstanceResult) -> dict[str, object]:
+    """An instance's verdict and evidence columns (collect.store.INSTANCE_EVIDENCE), of its answer."""
+    answer = answer_of(result)
+    figures: dict[str, object] = {}
+    if answer.verdict is not None:
+        figures |= {"limited_by": answer.verdict.limit, "limit_why": answer.verdict.why}
+        figures["throttled"] = answer.verdict.throttled
+    e = answer.evidence
+    if e is not None:
+        figures |= {
+            "best_server_cores": e.server_cores,
+            "best_server_share": e.server_share,
+            "best_client_share": e.client_share,
+            "best_frequency_mhz": e.frequency_mhz,
+            "best_watts": e.watts,
+            "best_inferences_per_joule": _ratio(answer.throughput, e.watts),
+        }
+    return figures

@@ -1,9 +1,10 @@
 """The results store: one DuckDB file (results/recbench.duckdb by default), columnar, schema versioned.
 
-Two tables, `instances` (one row per instance result: its key, status, knobs and metadata) and `points`
-(one row per measured concurrency level), keyed by run id, host, model, config id and instance. Stored
-rows never change: an ingest adds only instances the store does not hold yet, and all of one ingest is
-one transaction, so a crash mid-ingest leaves the store as it was before. The key is not a PRIMARY KEY
+Two tables, `instances` (one row per instance result: its key, status, knobs and metadata, its best
+point and that point's verdict) and `points` (one row per measured level, with what the host did while
+it ran: schema 3), keyed by run id, host, model, config id and instance. Stored rows never change: an
+ingest adds only instances the store does not hold yet, and all of one ingest is one transaction, so a
+crash mid-ingest leaves the store as it was before. The key is not a PRIMARY KEY
 on purpose: DuckDB keeps such indexes in memory (a year of 100 hosts is 3.65 M instances, 36.5 M
 points); uniqueness comes from the ingest's anti-join, and DuckDB lets one process write a file at a time.
 
@@ -81,11 +82,53 @@ BEST_COLUMNS = {
     "best_p99_us": "DOUBLE",
     "best_request_rate": "DOUBLE",
 }
-TABLES = {"instances": INSTANCE_COLUMNS | BEST_COLUMNS, "points": POINT_COLUMNS}
-# Columns schema 2 added (rows are written by name, so their place in a table does not matter).
-ADDED_IN_2 = {"instances": ["load", "client", "best_request_rate"], "points": ["request_rate"]}
+# Schema 3: what the host did while each point was measured (bench.records.Evidence, read at ingest by
+# collect.results), and what limited it (bench.records.limit_of: its evidence and the next level's).
+# NULL in rows whose record was written before evidence existed: never a guess. `limited_by`, not
+# `limit`: LIMIT is an SQL keyword, and a column every query had to quote would trip every reader.
+POINT_EVIDENCE = {
+    "server_cores": "DOUBLE",
+    "server_share": "DOUBLE",
+    "client_cores": "DOUBLE",
+    "client_share": "DOUBLE",
+    "host_cores": "DOUBLE",
+    "frequency_mhz": "DOUBLE",
+    "frequency_drop_percent": "DOUBLE",
+    "watts": "DOUBLE",
+    "joules_per_1000": "DOUBLE",  # 1000 x watts / throughput
+    "inferences_per_joule": "DOUBLE",  # throughput / watts
+    "server_rss_mb": "DOUBLE",
+    "energy_source": "VARCHAR",  # the meter, or "unavailable: <why>"
+    "limited_by": "VARCHAR",
+    "throttled": "BOOLEAN",
+}
+# Schema 3, per instance: the verdict of its answer (its best point; a search's capacity level, valid or
+# not) and that level's evidence, computed at ingest and exported with the instance.
+INSTANCE_EVIDENCE = {
+    "limited_by": "VARCHAR",
+    "limit_why": "VARCHAR",
+    "throttled": "BOOLEAN",
+    "best_server_cores": "DOUBLE",
+    "best_server_share": "DOUBLE",
+    "best_client_share": "DOUBLE",
+    "best_frequency_mhz": "DOUBLE",
+    "best_watts": "DOUBLE",
+    "best_inferences_per_joule": "DOUBLE",
+}
+TABLES = {
+    "instances": INSTANCE_COLUMNS | BEST_COLUMNS | INSTANCE_EVIDENCE,
+    "points": POINT_COLUMNS | POINT_EVIDENCE,
+}
+# Columns each schema added (rows are written by name, so their place in a table does not matter).
+ADDED_IN = {
+    2: {"instances": ["load", "client", "best_request_rate"], "points": ["request_rate"]},
+    3: {"instances": list(INSTANCE_EVIDENCE), "points": list(POINT_EVIDENCE)},
+}
+# Every column added after schema 1: a relation from before (an older export, a frame built by an older
+# tool) may lack any of them, and its rows still go in with NULL there.
+ADDED = {c for added in ADDED_IN.values() for table in added.values() for c in table}
 # What a table held before (a SQLite store of that time, a generator writing schema-1 rows).
-V1_COLUMNS = {table: [c for c in columns if c not in ADDED_IN_2[table]] for table, columns in TABLES.items()}
+V1_COLUMNS = {table: [c for c in columns if c not in ADDED] for table, columns in TABLES.items()}
 
 
 def _create_v1(table: str) -> str:
@@ -96,13 +139,15 @@ def _create_v1(table: str) -> str:
     return f"CREATE TABLE {table} ({columns})"
 
 
+def _additions(version: int) -> list[str]:
+    return [f"ALTER TABLE {t} ADD COLUMN {c} {TABLES[t][c]}" for t, added in ADDED_IN[version].items() for c in added]
+
+
 # Each migration brings the schema from its index to index + 1. Append, never edit.
 MIGRATIONS = [
     [_create_v1("instances"), _create_v1("points")],
-    [
-        "ALTER TABLE points ALTER COLUMN concurrency DROP NOT NULL",
-        *(f"ALTER TABLE {t} ADD COLUMN {c} {TABLES[t][c]}" for t, added in ADDED_IN_2.items() for c in added),
-    ],
+    ["ALTER TABLE points ALTER COLUMN concurrency DROP NOT NULL", *_additions(2)],
+    _additions(3),
 ]
 
 
@@ -287,7 +332,7 @@ class Store:
         instance is not stored yet. Runs inside the caller's transaction (see `transaction`).
         Returns how many instances were new."""
         keys = ", ".join(KEY)
-        columns = list(INSTANCE_COLUMNS) + (list(BEST_COLUMNS) if best_included else [])
+        columns = [*INSTANCE_COLUMNS, *INSTANCE_EVIDENCE, *(BEST_COLUMNS if best_included else [])]
         # Only the runs being added can hold a duplicate: the run filter lets DuckDB skip the rest.
         self.db.execute(
             f"CREATE OR REPLACE TEMP TABLE fresh AS SELECT s.* FROM (SELECT {self._columns_of(instances, columns)} "
@@ -296,7 +341,7 @@ class Store:
         )
         added = self.db.execute("SELECT count(*) FROM fresh").fetchone()[0]
         new_points = (
-            f"SELECT p.* FROM (SELECT {self._columns_of(points, list(POINT_COLUMNS))} FROM {points}) p "
+            f"SELECT p.* FROM (SELECT {self._columns_of(points, [*POINT_COLUMNS, *POINT_EVIDENCE])} FROM {points}) p "
             f"SEMI JOIN fresh USING ({keys})"
         )
         if not best_included:  # the one rule, bench.records.best_point, in Python (collect.best)
@@ -319,13 +364,12 @@ class Store:
         return int(added)
 
     def _columns_of(self, relation: str, columns: list[str]) -> str:
-        """A select list of COLUMNS from RELATION, NULL (typed) for those schema 2 added that it lacks:
-        rows from before (an older export, a frame built by an older tool) still go in."""
+        """A select list of COLUMNS from RELATION, NULL (typed) for those a later schema added that it
+        lacks: rows from before (an older export, a frame built by an older tool) still go in."""
         present = {row[0] for row in self.db.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
-        added = {c for table in ADDED_IN_2.values() for c in table}
         kinds = TABLES["instances"] | TABLES["points"]
         return ", ".join(
-            name if name in present or name not in added else f"CAST(NULL AS {kinds[name].split()[0]}) AS {name}"
+            name if name in present or name not in ADDED else f"CAST(NULL AS {kinds[name].split()[0]}) AS {name}"
             for name in columns
         )
 

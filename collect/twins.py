@@ -6,7 +6,9 @@ perf_analyzer versions. What may explain a difference between twins is everythin
 records: kernel command line, CPU frequency governor and limits, THP, selected sysctls, CPU
 vulnerability mitigations, BIOS and board. A stray twin is reported with the explaining fields on
 which it differs from the majority of its group, or "no configuration difference found"; a host
-whose fact changed during the run (start against end) is reported too.
+whose fact changed during the run (start against end) is reported too. Where the levels' evidence was
+recorded (bench.evidence), the explanation starts with what the host did differently while it was
+measured: its server CPUs' clock and the share of its CPUs the server used, against its twins' medians.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from collect.store import Store
 
 NO_DIFFERENCE = "no configuration difference found"
 EXPLAINING = ("cmdline", "cpufreq", "governor", "thp", "sysctl", "mitigations", "firmware")
+# The server's share of its CPUs explains a stray when it lies this far (absolute) from its twins'
+# median; the clock when it lies further (relative) than the twins' floor (a stray's own margin).
+SHARE_APART = 0.10
+EVIDENCE = ("frequency_mhz", "server_share")
 
 
 def _flat(value: object, prefix: str = "") -> dict[str, object]:
@@ -104,9 +110,39 @@ def changed_during_run(first: dict, last_facts: dict) -> list[str]:
     return [f"{k}: {start.get(k)} -> {end.get(k)}" for k in sorted(set(start) | set(end)) if start.get(k) != end.get(k)]
 
 
+def _best_machines(store: Store, run_id: str) -> pd.DataFrame:
+    """Per host, model, mode and batch size, its best machine throughput in the run (as `value`) with that
+    machine's evidence."""
+    machines = queries.machines(store, [run_id])
+    best = machines.sort_values("throughput", ascending=False, kind="stable").drop_duplicates(
+        ["host", "model", "mode", "batch_size"]
+    )
+    shown = best[["host", "model", "mode", "batch_size", "throughput", *EVIDENCE]]
+    return shown.rename(columns={"throughput": "value"})
+
+
+def _median(values: pd.Series) -> float | None:
+    known = values.dropna()
+    return float(known.median()) if len(known) else None
+
+
+def evidence_differences(mine: pd.Series, others: pd.DataFrame, floor: float) -> list[str]:
+    """What the host did differently from its twins while measured (MINE, a row with EVIDENCE; OTHERS,
+    its twins' rows): a clock off by more than FLOOR (relative), a server share off by SHARE_APART."""
+    found = []
+    clock, theirs = mine.get("frequency_mhz"), _median(others["frequency_mhz"]) if len(others) else None
+    if clock is not None and clock == clock and theirs and abs(clock - theirs) > floor * theirs:
+        found.append(f"ran at {clock:,.0f} MHz vs twins' {theirs:,.0f}")
+    share, shares = mine.get("server_share"), _median(others["server_share"]) if len(others) else None
+    if share is not None and share == share and shares is not None and abs(share - shares) > SHARE_APART:
+        found.append(f"server at {100 * share:.0f} % of its CPUs vs twins' {100 * shares:.0f} %")
+    return found
+
+
 def twins(store: Store, run_id: str, limits: Thresholds, values: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per host, model, mode and batch size: the host's value (VALUES: host, model, mode, batch_size, value;
-    default its best machine throughput in the run), its group's median and noise, and the verdict."""
+    """Per host, model, mode and batch size: the host's value (VALUES: host, model, mode, batch_size, value,
+    and optionally EVIDENCE; default its best machine throughput in the run), its group's median and
+    noise, and the verdict."""
     hosts = host_facts_of_run(store, run_id)
     described = {}
     for row in hosts.itertuples():
@@ -120,13 +156,12 @@ def twins(store: Store, run_id: str, limits: Thresholds, values: pd.DataFrame | 
             "changed": changed_during_run(first, last),
         }
     if values is None:
-        machines = queries.machines(store, [run_id])
-        values = (
-            machines.groupby(["host", "model", "mode", "batch_size"], as_index=False)["throughput"]
-            .max()
-            .rename(columns={"throughput": "value"})
-        )
-    values = values.assign(group=values["host"].map(lambda h: described.get(h, {}).get("group")))
+        values = _best_machines(store, run_id)
+    values = values.reset_index(drop=True)
+    values = values.assign(
+        group=values["host"].map(lambda h: described.get(h, {}).get("group")),
+        **{name: values[name].astype("float64") if name in values else np.nan for name in EVIDENCE},
+    )
     verdicts = []
     for _, group in values.groupby(["group", "model", "mode", "batch_size"], dropna=False):
         median = float(group["value"].median())
@@ -140,7 +175,8 @@ def twins(store: Store, run_id: str, limits: Thresholds, values: pd.DataFrame | 
                 verdict = f"no verdict: {len(members)} host(s) share this fingerprint"
             elif abs(row.value - median) > allowed:
                 verdict = "strays"
-                why = "; ".join(_differences(row.host, members, described)) or NO_DIFFERENCE
+                seen = evidence_differences(group.loc[row.Index], group.drop(index=row.Index), limits.twins_floor)
+                why = "; ".join(seen + _differences(row.host, members, described)) or NO_DIFFERENCE
             verdicts.append(
                 {
                     "host": row.host,
@@ -155,6 +191,8 @@ def twins(store: Store, run_id: str, limits: Thresholds, values: pd.DataFrame | 
                     "ratio_to_twins": row.value / median if median else np.nan,
                     "verdict": verdict,
                     "why": why,
+                    "frequency_mhz": row.frequency_mhz,
+                    "server_share": row.server_share,
                     "changed_during_run": "; ".join(me.get("changed", [])),
                 }
             )

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.unit
 
 LEGACY = REPO / "tests" / "fixtures" / "store_sqlite_v1" / "recbench.sqlite"
 COMMANDS = ["ingest", "report", "regressions", "twins", "pull", "best", "export", "import", "migrate", "nightly"]
-COMMANDS += ["compare"]
+COMMANDS += ["compare", "efficiency"]
 
 
 def test_help_documents_the_exit_codes_and_every_command_dispatches_by_set_defaults(capsys) -> None:
