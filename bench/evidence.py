@@ -303,6 +303,7 @@ class Reading:
     watts: float | None = None
     server_switches: int | None = None  # at a level's bounds only
     client_switches: int | None = None
+    server_threads: dict[int, int] = field(default_factory=dict)  # thread -> CPU ticks, at the bounds only
 
 
 @dataclass
@@ -346,8 +347,10 @@ class Watch:
         if with_meter and self.ipmi:
             r.watts = self._ipmi()
         if bounds:
-            r.server_switches = self.switches_of(self.server.pids()) if self.server else None
-            r.client_switches = self.switches_of(descendants(self.root, self.client_pid)) if self.client_pid else None
+            if self.server:
+                r.server_switches, r.server_threads = self.threads_of(self.server.pids())
+            if self.client_pid:
+                r.client_switches, _ = self.threads_of(descendants(self.root, self.client_pid))
         with self._lock:
             self.readings.append(r)
             self.sampler_s += time.thread_time() - began
@@ -382,20 +385,22 @@ class Watch:
             return None
         return ipmi_watts(out)
 
-    def switches_of(self, pids: list[int]) -> int | None:
-        """Context switches so far of every thread of PIDS (read at a level's bounds only: a server has
-        hundreds of threads)."""
-        total, seen = 0, False
+    def threads_of(self, pids: list[int]) -> tuple[int | None, dict[int, int]]:
+        """Context switches so far of every thread of PIDS, and each thread's CPU ticks (read at a level's
+        bounds only: a server has hundreds of threads)."""
+        total, seen, ticks = 0, False, {}
         for pid in pids:
-            for status in (self.root / f"proc/{pid}/task").glob("*/status"):
+            for task in (self.root / f"proc/{pid}/task").iterdir() if (self.root / f"proc/{pid}/task").is_dir() else []:
                 try:
-                    text = _read(status)
+                    text = _read(task / "status")
                 except OSError:
                     continue
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    ticks[int(task.name)] = pid_cpu_ticks(_read(task / "stat"))
                 for key in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"):
                     total += status_value(text, key) or 0
                 seen = True
-        return total if seen else None
+        return (total if seen else None), ticks
 
     # -- the sampling thread
     def start(self, client_pid: int | None) -> None:
@@ -493,6 +498,7 @@ def evidence(w: Watch, a: Reading, b: Reading, **key: float | int) -> Evidence:
         frequency_max_mhz=_round(max(frequencies, default=None)),
         server_rss_mb=_round(max(rss) / 1024 if rss else None),
         server_switches_per_s=_round(_per_s(a.server_switches, b.server_switches, seconds)),
+        server_busiest_thread=_round(_busiest(a.server_threads, b.server_threads, seconds)),
         client_switches_per_s=_round(_per_s(a.client_switches, b.client_switches, seconds)),
         host_switches_per_s=_round(_per_s(a.switches, b.switches, seconds)),
         watts=_round(watts),
@@ -521,6 +527,12 @@ def _energy(w: Watch, span: list[Reading], seconds: float, unavailable: dict[str
         watts = sum(readings) / len(readings)
         return watts, watts * seconds, f"ipmi: dcmi power reading, {len(readings)} reading(s)", "whole system (BMC)"
     return None, None, "", ""
+
+
+def _busiest(before: dict[int, int], after: dict[int, int], seconds: float) -> float | None:
+    """The share of one core the busiest thread used between two readings (threads seen at both)."""
+    deltas = [after[t] - before[t] for t in after.keys() & before.keys()]
+    return max(deltas) / CLOCK_TICKS / seconds if deltas and seconds > 0 else None
 
 
 def _round(value: float | None) -> float | None:

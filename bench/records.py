@@ -349,6 +349,7 @@ class Evidence(Record):
     frequency_max_mhz: float | None = spec(None, lo=0, doc="highest reading of that mean during the level")
     server_rss_mb: float | None = spec(None, lo=0, doc="largest resident memory of the server's processes")
     server_switches_per_s: float | None = spec(None, lo=0, doc="context switches of the server's threads")
+    server_busiest_thread: float | None = spec(None, lo=0, doc="share of one core its busiest thread used")
     client_switches_per_s: float | None = spec(None, lo=0, doc="context switches of the client's threads")
     host_switches_per_s: float | None = spec(None, lo=0, doc="context switches of the whole host")
     watts: float | None = spec(None, lo=0, doc="average power over the level")
@@ -703,9 +704,10 @@ def _percent(share: float | None) -> str:
 def limit_of(at: Evidence | None, after: Evidence | None, late: str | None = None) -> Verdict:
     """What limited a capacity (or a grid's best point) AT its level, AFTER being the next level, the one
     that broke the budget (or stopped the growth): the client when it was sent late or its CPUs were
-    saturated at either (such a measurement is invalid); the server when its CPUs were; else the
-    latency, the server having CPU to spare (queueing, waiting, or contention elsewhere below
-    CONTENTION_SHARE). Unknown without the server's CPU figures."""
+    saturated at either (such a measurement is invalid); the server when its CPUs were, or one of its
+    threads used a whole core (a serial stage); else the latency, the server having CPU to spare
+    (queueing, waiting, or contention elsewhere below CONTENTION_SHARE). Unknown without the server's
+    CPU figures."""
     seen = [e for e in (at, after) if e is not None]
     throttled = any((e.frequency_drop_percent or 0) > FREQUENCY_DROP_PERCENT for e in seen)
     if late:
@@ -721,6 +723,12 @@ def limit_of(at: Evidence | None, after: Evidence | None, late: str | None = Non
     cpus = next(e.server_cpus for e in seen if e.server_share == server)
     if server >= SATURATED_SHARE:
         return Verdict("server", f"server at {_percent(server)} of its {cpus} CPU(s)", throttled)
+    thread = max((e.server_busiest_thread for e in seen if e.server_busiest_thread is not None), default=None)
+    if thread is not None and thread >= SATURATED_SHARE:
+        # one thread doing all it can while the other CPUs idle: a serial stage (intra/inter op threads,
+        # a lock, the gRPC front end) is the limit, not the CPUs
+        why = f"a server thread at {_percent(thread)} of a core, the server at {_percent(server)} of its {cpus} CPU(s)"
+        return Verdict("server", f"{why}: serial", throttled)
     spare = (
         "neither CPU-bound (queueing, waiting or contention elsewhere)"
         if server < CONTENTION_SHARE

@@ -174,6 +174,7 @@ def test_a_levels_figures_from_two_readings_of_a_two_node_host(tmp_path: Path) -
     host(tmp_path)
     write(tmp_path, f"proc/{PID}/cgroup", "0::/user.slice\n")
     moment(tmp_path, 0, 0, {0: 0, 1: 0, 2: 0, 3: 0}, {0: 0, 1: 0, 2: 0, 3: 0})
+    write(tmp_path, f"proc/{PID}/task/{PID}/stat", pid_stat_text(PID, 0))
     w = watched(tmp_path, power_source="none")
     first = at(w, 0.0)
     # over 2 s: the server used 3 core-seconds of its 2 CPUs, the client 0.4 of its 2
@@ -185,6 +186,7 @@ def test_a_levels_figures_from_two_readings_of_a_two_node_host(tmp_path: Path) -
         {0: 2 * TICK // 4, 1: 2 * TICK // 4, 2: 2 * TICK - TICK // 10, 3: 2 * TICK - TICK // 10},
     )
     write(tmp_path, f"proc/{PID}/task/{PID}/status", "voluntary_ctxt_switches:\t300\nnonvoluntary_ctxt_switches:\t5\n")
+    write(tmp_path, f"proc/{PID}/task/{PID}/stat", pid_stat_text(PID, int(1.9 * TICK)))  # its busiest thread
     last = at(w, 2.0)
     e = ev.evidence(w, first, last, level=4)
     assert e.level == 4 and e.seconds == 2.0 and e.samples == 2
@@ -194,6 +196,7 @@ def test_a_levels_figures_from_two_readings_of_a_two_node_host(tmp_path: Path) -
     assert e.host_cpus == 4 and e.host_cores == pytest.approx(1.6, abs=0.02)
     assert e.server_rss_mb == 200.0
     assert e.server_switches_per_s == 100.0
+    assert e.server_busiest_thread == pytest.approx(0.95)  # 1.9 s of the 2 s on one core
     assert e.frequency_mhz is None and "cpufreq" in e.unavailable["frequency"]
     assert e.watts is None and "none" in e.unavailable["energy"]
     assert e.server_source == f"process {PID} and its children"
@@ -304,6 +307,7 @@ def figures(server: float, client: float, cpus: int = 2) -> Evidence:
         (figures(0.5, 0.1), None, "3 % of requests delayed with 4 threads", "client", "sent late"),
         (figures(0.03, 0.01), figures(0.04, 0.01), None, "latency", "neither CPU-bound"),
         (figures(0.8, 0.1), None, None, "latency", "near saturation"),
+        (Evidence(server_share=0.55, server_cpus=2, server_busiest_thread=0.97), None, None, "server", "serial"),
         (None, None, None, "unknown", "no evidence"),
     ],
 )

@@ -248,11 +248,11 @@ def test_a_store_of_schema_1_is_upgraded_by_a_write_and_keeps_its_rows(tmp_path:
         conn.execute(
             "INSERT INTO points VALUES ('r', 'h', 'dlrm', 'c', 'numa0', 1, 10.0, 1.0, 1.0, 1.0, 1.0, NULL, NULL, NULL)"
         )
-    with pytest.raises(Exception, match="schema version 1, this collector reads 2"):
+    with pytest.raises(Exception, match=f"schema version 1, this collector reads {len(MIGRATIONS)}"):
         Store.existing(db)
     directory = open_loop_dir(tmp_path)
     with Store(db) as store:
-        assert store.version == len(MIGRATIONS) == 2
+        assert store.version == len(MIGRATIONS) >= 2
         assert ingest(directory.parents[4], store).added == 1
         kept = "SELECT run_id, concurrency, request_rate FROM points WHERE run_id = 'r' OR request_rate = 32"
         assert sorted(store.rows(kept)) == [("2026-12-01", None, 32.0), ("r", 1, None)]
