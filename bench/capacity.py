@@ -126,7 +126,9 @@ class Outcome:
         if best is None or best.evidence is None:
             return None
         after = next((m for m in sorted(self.levels, key=lambda m: m.order) if m.order > best.order), None)
-        return limit_of(best.evidence, after.evidence if after else None, best.late)
+        # a level above sent late stopped the growth: the client is to blame (self.reason says so too)
+        late = best.late or (after.late if after else None)
+        return limit_of(best.evidence, after.evidence if after else None, late, bounded=after is not None)
 
     def record(self, seconds: float | None = None) -> CapacitySearch:
         best = self.best

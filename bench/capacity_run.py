@@ -247,7 +247,7 @@ def loadgen_search(
         stopped=f"LoadGen's peak: {result.get('peak_qps', 0):g} queries/s",
         seconds=round(seconds, 3),
         loadgen=result,
-        verdict=limit_of(evidence, None) if evidence else None,
+        verdict=limit_of(evidence, None, bounded=True) if evidence else None,  # FindPeakPerformance's peak
     )
     if search.valid and search.verdict and search.verdict.limit == "client":
         why = f"client-bound: {search.verdict.why}; the capacity is at least {level.throughput:,.1f} infer/s"

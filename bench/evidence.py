@@ -280,6 +280,18 @@ def numa_nodes(root: Path) -> dict[str, list[int]]:
     return nodes
 
 
+def _command(root: Path, pid: int) -> str:
+    try:
+        return _read(root / f"proc/{pid}/comm").strip()
+    except OSError:
+        return ""
+
+
+# A client run in a container (perf_analyzer's image mode: podman run) does its work under conmon,
+# outside the process tree this runner started: its CPU time cannot be read from that tree.
+CONTAINER_COMMANDS = frozenset({"podman", "docker", "conmon", "crun", "runc"})
+
+
 def affinity(pid: int) -> list[int]:
     try:
         return sorted(os.sched_getaffinity(pid))
@@ -318,24 +330,46 @@ class Watch:
     rapl: list[RaplDomain]
     ipmi: list[str] | None  # the ipmitool command, when the BMC is the meter
     unavailable: dict[str, str]
+    meter_shared_by: int = 1  # instances measured at once: each one's meter reads the whole host
     client_pid: int | None = None
     readings: list[Reading] = field(default_factory=list)
     sampler_s: float = 0.0
+    client_commands: set[str] = field(default_factory=set)  # what the client's process tree runs
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _reading: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     # -- one reading
     def read(self, with_meter: bool = False, bounds: bool = False) -> Reading:
         """Read everything now (WITH_METER: ask the BMC too; BOUNDS: a level starts or ends here, so the
-        threads' context switches are read too)."""
+        threads' context switches are read too). Never raises: what cannot be read stays None (a server
+        that died takes its cgroup with it), and a measurement never loses its result to its evidence.
+        One reading at a time: their order in time is the order their counters were read in, so a RAPL
+        counter read later never sorts first (and looks wrapped)."""
         began = time.thread_time()
-        r = Reading(time.monotonic())
+        with self._reading:
+            r = Reading(time.monotonic())
+            with contextlib.suppress(Exception):
+                self._fill(r, bounds)
+        if with_meter and self.ipmi:  # outside the lock: the BMC may take a second to answer
+            with contextlib.suppress(Exception):
+                r.watts = self._ipmi()
+        with self._lock:
+            self.readings.append(r)
+            self.sampler_s += time.thread_time() - began
+        return r
+
+    def _fill(self, r: Reading, bounds: bool) -> None:
         if self.server is not None:
-            r.server_s = self.server.read()
+            with contextlib.suppress(OSError, ValueError):
+                r.server_s = self.server.read()
             r.rss_kb = self._rss_kb()
         if self.client_pid is not None:
-            r.client_s = processes_cpu_s(self.root, descendants(self.root, self.client_pid))
+            client = descendants(self.root, self.client_pid)
+            r.client_s = processes_cpu_s(self.root, client)
+            if bounds:
+                self.client_commands |= {_command(self.root, pid) for pid in client}
         with contextlib.suppress(OSError):
             r.cpus, r.switches = proc_stat(_read(self.root / "proc/stat"))
         r.frequency_mhz = self._frequency_mhz()
@@ -344,17 +378,11 @@ class Watch:
                 r.energy_uj[domain.name] = int(_read(domain.path))
             except (OSError, ValueError):
                 continue
-        if with_meter and self.ipmi:
-            r.watts = self._ipmi()
         if bounds:
             if self.server:
                 r.server_switches, r.server_threads = self.threads_of(self.server.pids())
             if self.client_pid:
                 r.client_switches, _ = self.threads_of(descendants(self.root, self.client_pid))
-        with self._lock:
-            self.readings.append(r)
-            self.sampler_s += time.thread_time() - began
-        return r
 
     def _rss_kb(self) -> int | None:
         total, seen = 0, False
@@ -390,7 +418,11 @@ class Watch:
         bounds only: a server has hundreds of threads)."""
         total, seen, ticks = 0, False, {}
         for pid in pids:
-            for task in (self.root / f"proc/{pid}/task").iterdir() if (self.root / f"proc/{pid}/task").is_dir() else []:
+            try:
+                tasks = list((self.root / f"proc/{pid}/task").iterdir())
+            except OSError:
+                continue  # the process ended
+            for task in tasks:
                 try:
                     text = _read(task / "status")
                 except OSError:
@@ -412,7 +444,8 @@ class Watch:
 
     def _sample(self) -> None:
         while not self._stop.wait(SAMPLE_S):
-            self.read(with_meter=True)
+            with contextlib.suppress(Exception):  # a reading that fails is a gap, never a lost level
+                self.read(with_meter=True)
 
     def stop(self) -> None:
         self._stop.set()
@@ -430,7 +463,9 @@ def watch_of(job: dict, instance: dict, root: Path = Path("/")) -> Watch:
     server = server_cpu(root, int(pid), unit) if pid else None
     if server is None:
         unavailable["server_cpu"] = f"no server process found ({unit or 'no unit, no server_pid'})"
-    server_cpus = cpulist(str(instance["server_cpus"])) if instance.get("server_cpus") else affinity(int(pid or 0))
+    server_cpus = (
+        cpulist(str(instance["server_cpus"])) if instance.get("server_cpus") else affinity(int(pid)) if pid else []
+    )
     client_cpus = cpulist(str(instance["client_cpus"])) if instance.get("client_cpus") else []
     if not (root / f"sys/devices/system/cpu/cpu{(server_cpus or [0])[0]}/cpufreq/scaling_cur_freq").is_file():
         unavailable["frequency"] = "no cpufreq in /sys/devices/system/cpu (none exposed: a VM or a container)"
@@ -445,7 +480,8 @@ def watch_of(job: dict, instance: dict, root: Path = Path("/")) -> Watch:
         ipmi = [job.get("ipmitool") or "ipmitool", "dcmi", "power", "reading"]
     else:
         unavailable["energy"] = "no meter asked (sweep_power_source: none)"
-    return Watch(root, server, server_cpus, client_cpus, numa_nodes(root), rapl, ipmi, unavailable)
+    shared = max(1, len(job.get("instances") or []))
+    return Watch(root, server, server_cpus, client_cpus, numa_nodes(root), rapl, ipmi, unavailable, shared)
 
 
 # ------------------------------------------------------------------------------------ a level's figures
@@ -464,7 +500,12 @@ def evidence(w: Watch, a: Reading, b: Reading, **key: float | int) -> Evidence:
     unavailable = dict(w.unavailable)
     server_cores = _per_s(a.server_s, b.server_s, seconds)
     client_cores = _per_s(a.client_s, b.client_s, seconds)
-    if client_cores is None:
+    if w.client_commands & CONTAINER_COMMANDS:
+        client_cores = None
+        unavailable["client_cpu"] = (
+            "the client runs in a container (perf_analyzer's image mode): outside its process tree"
+        )
+    elif client_cores is None:
         unavailable["client_cpu"] = "perf_analyzer's process could not be read at both ends of the level"
     host_busy = host_total = 0
     nodes = {}
@@ -496,12 +537,14 @@ def evidence(w: Watch, a: Reading, b: Reading, **key: float | int) -> Evidence:
         frequency_mhz=_round(sum(frequencies) / len(frequencies) if frequencies else None),
         frequency_min_mhz=_round(min(frequencies, default=None)),
         frequency_max_mhz=_round(max(frequencies, default=None)),
+        frequency_drop_percent=_round(largest_fall_percent(frequencies)),
         server_rss_mb=_round(max(rss) / 1024 if rss else None),
         server_switches_per_s=_round(_per_s(a.server_switches, b.server_switches, seconds)),
         server_busiest_thread=_round(_busiest(a.server_threads, b.server_threads, seconds)),
         client_switches_per_s=_round(_per_s(a.client_switches, b.client_switches, seconds)),
         host_switches_per_s=_round(_per_s(a.switches, b.switches, seconds)),
         watts=_round(watts),
+        meter_shared_by=w.meter_shared_by if watts is not None else None,
         joules=_round(joules),
         energy_source=energy_source,
         energy_scope=scope,
@@ -527,6 +570,18 @@ def _energy(w: Watch, span: list[Reading], seconds: float, unavailable: dict[str
         watts = sum(readings) / len(readings)
         return watts, watts * seconds, f"ipmi: dcmi power reading, {len(readings)} reading(s)", "whole system (BMC)"
     return None, None, "", ""
+
+
+def largest_fall_percent(values: list[float]) -> float | None:
+    """The largest fall of VALUES from a value before it, in percent of that value (a clock that rises
+    from idle at a level's start has not fallen)."""
+    if len(values) < 2:
+        return None
+    peak, fall = values[0], 0.0
+    for value in values[1:]:
+        peak = max(peak, value)
+        fall = max(fall, (peak - value) / peak if peak > 0 else 0.0)
+    return 100 * fall
 
 
 def _busiest(before: dict[int, int], after: dict[int, int], seconds: float) -> float | None:

@@ -30,6 +30,7 @@ SEND_RATE = re.compile(r"^\s*Avg send request rate: ([0-9.]+)", re.MULTILINE)
 # "Request concurrency: 4" / "Request Rate: 50 inference requests per seconds", and its result
 # ("Client:") or its failure to stabilise.
 LEVEL_START = re.compile(r"^Request (?:concurrency: (\d+)\s*$|Rate: ([0-9.]+) inference requests)")
+READER_GRACE_S = 10  # how long the output is read after perf_analyzer ended
 LEVEL_END = re.compile(r"^\s*Client:|Failed to obtain stable measurement")
 
 
@@ -110,18 +111,21 @@ def run_perf(
         watch.start(proc.pid)
         marks.append((watch.read(bounds=True), None, False))
 
-    def read_out() -> None:
-        for line in proc.stdout or []:
-            out.append(line)
+    def read(stream: object, lines: list[str]) -> None:
+        for line in stream or []:  # type: ignore[attr-defined]
+            lines.append(line)
             if watch is None:
                 continue
             start = LEVEL_START.match(line)
             if start:
                 marks.append((watch.read(bounds=True), float(start.group(1) or start.group(2)), True))
-            elif LEVEL_END.search(line):
+            elif LEVEL_END.search(line):  # its result on stdout, its failure to stabilise on stderr
                 marks.append((watch.read(bounds=True), None, False))
 
-    readers = [threading.Thread(target=read_out), threading.Thread(target=lambda: err.extend(proc.stderr or []))]
+    readers = [
+        threading.Thread(target=read, args=(proc.stdout, out), daemon=True),
+        threading.Thread(target=read, args=(proc.stderr, err), daemon=True),
+    ]
     for reader in readers:
         reader.start()
     timed_out = False
@@ -132,19 +136,20 @@ def run_perf(
         proc.kill()
         proc.wait()
     for reader in readers:
-        reader.join()
+        # a process that inherited the pipes and outlived perf_analyzer must not hold the runner
+        reader.join(timeout=READER_GRACE_S)
     levels = []
     if watch is not None:
         watch.stop()
         marks.append((watch.read(), None, False))
-        levels = level_evidence(watch, marks, "Request concurrency" in "".join(out))
+        levels = level_evidence(watch, sorted(marks, key=lambda mark: mark[0].t), "Request concurrency" in "".join(out))
     exit_code = None if timed_out else proc.returncode
     return exit_code, "".join(out) + "".join(err), timed_out, time.monotonic() - began, levels
 
 
 def level_evidence(watch: Watch, marks: list[tuple[Reading, float | None, bool]], closed: bool) -> list[Evidence]:
-    """Each level's evidence: from its start mark to the next mark (its result, its failure, the next
-    level or the end)."""
+    """Each level's evidence: from its start mark to the next mark in time (its result, its failure,
+    the next level or the end)."""
     found = []
     for i, (reading, value, is_start) in enumerate(marks[:-1]):
         if not is_start or value is None:

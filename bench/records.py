@@ -347,23 +347,21 @@ class Evidence(Record):
     frequency_mhz: float | None = spec(None, lo=0, doc="mean clock of the server's CPUs (cpufreq)")
     frequency_min_mhz: float | None = spec(None, lo=0, doc="lowest reading of that mean during the level")
     frequency_max_mhz: float | None = spec(None, lo=0, doc="highest reading of that mean during the level")
+    frequency_drop_percent: float | None = spec(
+        None, lo=0, hi=100, doc="largest fall of that mean from a reading before"
+    )
     server_rss_mb: float | None = spec(None, lo=0, doc="largest resident memory of the server's processes")
     server_switches_per_s: float | None = spec(None, lo=0, doc="context switches of the server's threads")
     server_busiest_thread: float | None = spec(None, lo=0, doc="share of one core its busiest thread used")
     client_switches_per_s: float | None = spec(None, lo=0, doc="context switches of the client's threads")
     host_switches_per_s: float | None = spec(None, lo=0, doc="context switches of the whole host")
     watts: float | None = spec(None, lo=0, doc="average power over the level")
+    meter_shared_by: int | None = spec(None, lo=1, doc="instances measured at once under the one meter")
     joules: float | None = spec(None, lo=0, doc="energy over the level")
     energy_source: str = spec("", doc="rapl or ipmi, with the domains read")
     energy_scope: str = spec("", doc="what the meter covers (sockets and DRAM, or the whole system)")
     sampler_cpu_s: float | None = spec(None, lo=0, doc="CPU time the sampling took over its perf_analyzer run")
     unavailable: dict[str, str] = spec({}, doc="figure -> why it could not be measured")
-
-    @property
-    def frequency_drop_percent(self) -> float | None:
-        if not self.frequency_max_mhz or self.frequency_min_mhz is None:
-            return None
-        return 100 * (self.frequency_max_mhz - self.frequency_min_mhz) / self.frequency_max_mhz
 
 
 @dataclass(frozen=True)
@@ -701,13 +699,17 @@ def _percent(share: float | None) -> str:
     return "?" if share is None else f"{100 * share:.0f} %"
 
 
-def limit_of(at: Evidence | None, after: Evidence | None, late: str | None = None) -> Verdict:
+def limit_of(
+    at: Evidence | None, after: Evidence | None, late: str | None = None, bounded: bool | None = None
+) -> Verdict:
     """What limited a capacity (or a grid's best point) AT its level, AFTER being the next level, the one
     that broke the budget (or stopped the growth): the client when it was sent late or its CPUs were
     saturated at either (such a measurement is invalid); the server when its CPUs were, or one of its
     threads used a whole core (a serial stage); else the latency, the server having CPU to spare
-    (queueing, waiting, or contention elsewhere below CONTENTION_SHARE). Unknown without the server's
-    CPU figures."""
+    (queueing, waiting, or contention elsewhere below CONTENTION_SHARE) when a level above broke the
+    budget (BOUNDED: default, a level AFTER was measured; LoadGen's peak is bounded by its own search).
+    Unknown without the server's CPU figures, or when nothing above it was measured and no CPU was
+    saturated (the search's range stopped it, not the budget)."""
     seen = [e for e in (at, after) if e is not None]
     throttled = any((e.frequency_drop_percent or 0) > FREQUENCY_DROP_PERCENT for e in seen)
     if late:
@@ -729,6 +731,11 @@ def limit_of(at: Evidence | None, after: Evidence | None, late: str | None = Non
         # a lock, the gRPC front end) is the limit, not the CPUs
         why = f"a server thread at {_percent(thread)} of a core, the server at {_percent(server)} of its {cpus} CPU(s)"
         return Verdict("server", f"{why}: serial", throttled)
+    if not (after is not None if bounded is None else bounded):
+        why = (
+            f"no level above it was measured (the range stopped it): server at {_percent(server)} of its {cpus} CPU(s)"
+        )
+        return Verdict("unknown", why, throttled)
     spare = (
         "neither CPU-bound (queueing, waiting or contention elsewhere)"
         if server < CONTENTION_SHARE
@@ -746,7 +753,12 @@ def verdict_of(record: InstanceRecord, best_order: float | None) -> Verdict | No
         return None
     at = next((e for order, e in evidence.items() if abs(order - best_order) <= 1e-6 * max(best_order, 1)), None)
     after = next((evidence[o] for o in sorted(evidence) if o > best_order + 1e-6 * max(best_order, 1)), None)
-    late = record.search.level.late if record.search and record.search.level else None
+    late = None
+    if record.search is not None:  # the level's lateness, or the next level's (which stopped the growth)
+        above = [m for m in record.search.curve if m.order >= best_order - 1e-6 * max(best_order, 1)]
+        late = next((m.late for m in sorted(above, key=lambda m: m.order)[:2] if m.late), None)
+        if record.search.client == "mlperf":
+            return limit_of(at, after, late, bounded=True)
     return limit_of(at, after, late)
 
 

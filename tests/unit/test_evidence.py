@@ -107,6 +107,12 @@ def test_a_rapl_counter_that_wraps_goes_on_from_zero() -> None:
     assert ev.energy_joules(readings, max_range) == pytest.approx(10 + 10 + 20)
 
 
+def test_a_clock_rising_from_idle_has_not_fallen() -> None:
+    assert ev.largest_fall_percent([2000.0, 2600.0, 2600.0]) == 0
+    assert ev.largest_fall_percent([2000.0, 2600.0, 2080.0]) == pytest.approx(20)
+    assert ev.largest_fall_percent([2600.0]) is None
+
+
 def test_cpulist() -> None:
     assert ev.cpulist("0-3,8,10-11\n") == [0, 1, 2, 3, 8, 10, 11]
 
@@ -121,6 +127,21 @@ def test_the_server_is_read_from_its_units_cgroup_v2_cpu_stat(tmp_path: Path) ->
     assert server.source == f"cgroup v2 cpu.stat of {UNIT}"
     assert server.read() == 1.0
     assert server.pids() == [PID]
+
+
+def test_a_server_whose_cgroup_vanished_leaves_a_gap_never_an_error(tmp_path: Path) -> None:
+    """systemd removes a dead server's cgroup (Restart=no): the reading goes on without it."""
+    host(tmp_path)
+    write(tmp_path, f"proc/{PID}/cgroup", f"0::/system.slice/{UNIT}\n")
+    write(tmp_path, f"sys/fs/cgroup/system.slice/{UNIT}/cpu.stat", "usage_usec 1000000\n")
+    write(tmp_path, f"sys/fs/cgroup/system.slice/{UNIT}/cgroup.procs", f"{PID}\n")
+    moment(tmp_path, 0, 0, {c: 0 for c in range(4)}, {c: 0 for c in range(4)})
+    w = watched(tmp_path)
+    assert w.read(bounds=True).server_s == 1.0
+    (tmp_path / f"sys/fs/cgroup/system.slice/{UNIT}/cpu.stat").unlink()
+    (tmp_path / f"proc/{PID}/task/{PID}/status").unlink()
+    gone = w.read(bounds=True)
+    assert gone.server_s is None and gone.cpus  # the rest is still read
 
 
 def test_the_server_is_read_from_its_units_cgroup_v1_cpuacct(tmp_path: Path) -> None:
@@ -231,7 +252,7 @@ def test_rapl_energy_across_a_wrap_and_the_clock_of_the_servers_cpus(tmp_path: P
     assert e.watts == pytest.approx(160)
     assert e.energy_source == "rapl: package-0, dram-0" and "not the whole system" in e.energy_scope
     assert e.frequency_max_mhz == 2600 and e.frequency_min_mhz == 2000
-    assert e.frequency_drop_percent == pytest.approx(100 * 600 / 2600)
+    assert e.frequency_drop_percent == pytest.approx(100 * 600 / 2600, abs=1e-3)
     assert "frequency" not in e.unavailable and "energy" not in e.unavailable
     verdict = limit_of(e, None)
     assert verdict.throttled
@@ -264,6 +285,17 @@ def test_a_bmc_that_gives_no_reading_says_so(tmp_path: Path) -> None:
     middle.t = 1.0
     e = ev.evidence(w, first, at(w, 2.0), level=1)
     assert e.watts is None and "no reading" in e.unavailable["energy"]
+
+
+def test_a_client_in_a_container_has_no_cpu_figure_of_its_tree(tmp_path: Path) -> None:
+    """perf_analyzer's image mode runs it under conmon, outside the tree the runner started."""
+    host(tmp_path)
+    write(tmp_path, f"proc/{PID}/cgroup", "0::/\n")
+    write(tmp_path, f"proc/{CLIENT}/comm", "podman\n")
+    moment(tmp_path, 0, 0, {c: 0 for c in range(4)}, {c: 0 for c in range(4)})
+    w = watched(tmp_path)
+    e = ev.evidence(w, at(w, 0.0), at(w, 2.0), level=1)
+    assert e.client_cores is None and "container" in e.unavailable["client_cpu"]
 
 
 def test_a_host_without_a_meter_says_energy_is_unavailable_and_why(tmp_path: Path) -> None:
@@ -306,7 +338,9 @@ def figures(server: float, client: float, cpus: int = 2) -> Evidence:
         (figures(0.5, 0.95), None, None, "client", "client at 95 % of its 2 CPU(s)"),
         (figures(0.5, 0.1), None, "3 % of requests delayed with 4 threads", "client", "sent late"),
         (figures(0.03, 0.01), figures(0.04, 0.01), None, "latency", "neither CPU-bound"),
-        (figures(0.8, 0.1), None, None, "latency", "near saturation"),
+        (figures(0.5, 0.05), figures(0.5, 0.05), "2 % of requests delayed", "client", "sent late"),
+        (figures(0.8, 0.1), figures(0.85, 0.1), None, "latency", "near saturation"),
+        (figures(0.5, 0.1), None, None, "unknown", "no level above it was measured"),
         (Evidence(server_share=0.55, server_cpus=2, server_busiest_thread=0.97), None, None, "server", "serial"),
         (None, None, None, "unknown", "no evidence"),
     ],
@@ -317,6 +351,19 @@ def test_the_verdict_names_what_limited_the_level(
     verdict = limit_of(at_level, after, late)
     assert verdict.limit == limit
     assert said in verdict.why
+
+
+def test_a_level_above_sent_late_makes_the_verdict_the_clients() -> None:
+    from bench.capacity import search_rate
+
+    def measure(rate: float) -> Level:
+        late = "5 % of requests delayed with 4 threads" if rate > 16 else None
+        return Level(None, rate, 5_000, 10_000, 1000, 3, rate=rate, sent_rate=rate, delayed_percent=0.0, late=late,
+                     evidence=figures(0.3, 0.5))  # fmt: skip
+
+    record = search_rate(measure, 100.0, 5.0, 8.0, 64.0).record()
+    assert not record.valid and record.reason.startswith("client-bound")
+    assert record.verdict is not None and record.verdict.limit == "client" and "sent late" in record.verdict.why
 
 
 def test_a_search_whose_client_was_saturated_is_invalid_and_says_so() -> None:
