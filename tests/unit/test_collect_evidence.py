@@ -96,7 +96,12 @@ def test_ingest_stores_each_points_evidence_and_each_instances_verdict(fixture_s
     assert points["joules_per_1000"].isna().all() and points["frequency_mhz"].isna().all()
     assert points["frequency_drop_percent"].isna().all()
     assert points["energy_source"].str.startswith(NO_RAPL).all()
-    assert set(points["limited_by"]) == {"latency"} and not points["throttled"].any()
+    # the known-curve server's sleeping workers: latency, except at each config's top level, where
+    # nothing above was measured (the range stopped it, not the budget)
+    points["order"] = points["concurrency"].fillna(points["request_rate"])
+    top = points.groupby("config_id")["order"].transform("max") == points["order"]
+    assert set(points[top]["limited_by"]) == {"unknown"} and set(points[~top]["limited_by"]) == {"latency"}
+    assert not points["throttled"].any()
     rates = points[points["config_id"] == OPEN]["request_rate"].tolist()
     assert rates == [8.0, 16.0, 32.0, 64.0] and points[points["config_id"] == OPEN]["server_cores"].notna().all()
 
@@ -114,8 +119,10 @@ def test_ingest_stores_each_points_evidence_and_each_instances_verdict(fixture_s
     opened = instances.loc[OPEN]
     assert opened.best_throughput != opened.best_throughput and opened.limited_by == "latency"
     assert opened.best_server_cores == metadata_of(OPEN)["search"]["level"]["evidence"]["server_cores"]
-    # a grid's verdict is its best point's (bench.records.verdict_of), worded by today's rule
-    assert instances.loc[GRID, "limited_by"] == "latency" and "queueing" in instances.loc[GRID, "limit_why"]
+    # a grid's verdict is its best point's (bench.records.verdict_of), worded by today's rule: its best
+    # is its last level, with nothing above it and no CPU saturated, so the range stopped it
+    assert instances.loc[GRID, "limited_by"] == "unknown"
+    assert "no level above it was measured" in instances.loc[GRID, "limit_why"]
     assert instances.loc[GRID, "best_server_cores"] == evidence[2]["server_cores"]
 
 
@@ -200,6 +207,7 @@ def saturated_metered_grid(meta: dict) -> None:
     at |= {"server_share": 0.95, "server_cores": 1.9}
     metered(at, 50.0, 2300.0, low=2000.0)
     at["frequency_max_mhz"] = 2600.0
+    at["frequency_drop_percent"] = 100 * 600 / 2600
 
 
 def test_a_saturated_throttled_server_with_a_meter_gives_its_verdict_and_efficiency(tmp_path: Path, capsys) -> None:
