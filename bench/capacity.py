@@ -36,8 +36,8 @@ from bench.records import (
     CapacitySearch,
     Level,
     Verdict,
+    curve_verdict,
     enough_requests,
-    limit_of,
     rate_tolerance,
 )
 
@@ -113,22 +113,19 @@ class Outcome:
             if off_schedule:
                 return f"{level_name(best)} {off_schedule}"
         if self.client_bound:
-            return f"client-bound: {self.client_bound}; the capacity is at least {best.throughput:,.1f} infer/s"
+            return client_bound(self.client_bound, best.throughput)
         verdict = self.verdict
         if verdict is not None and verdict.limit == "client":  # the client's CPUs were saturated
-            return f"client-bound: {verdict.why}; the capacity is at least {best.throughput:,.1f} infer/s"
+            return client_bound(verdict.why, best.throughput)
         return ""
 
     @property
     def verdict(self) -> Verdict | None:
-        """What limited the capacity: its level's evidence and the next level's (bench.records.limit_of)."""
+        """What limited the capacity: its level's evidence and the next level's (bench.records.curve_verdict)."""
         best = self.best
         if best is None or best.evidence is None:
             return None
-        after = next((m for m in sorted(self.levels, key=lambda m: m.order) if m.order > best.order), None)
-        # a level above sent late stopped the growth: the client is to blame (self.reason says so too)
-        late = best.late or (after.late if after else None)
-        return limit_of(best.evidence, after.evidence if after else None, late, bounded=after is not None)
+        return curve_verdict(self.levels, best.order)
 
     def record(self, seconds: float | None = None) -> CapacitySearch:
         best = self.best
@@ -150,6 +147,12 @@ class Outcome:
             seconds=seconds,
             verdict=self.verdict,
         )
+
+
+def client_bound(why: str, capacity: float) -> str:
+    """Why a capacity measured the client, not the server: what the client did, and the lower bound
+    the measurement still gives."""
+    return f"client-bound: {why}; the capacity is at least {capacity:,.1f} infer/s"
 
 
 def level_name(level: Level) -> str:

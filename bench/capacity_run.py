@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench.capacity import SearchCut, search, search_rate
-from bench.evidence import watch_of
+from bench.capacity import SearchCut, client_bound, search, search_rate
+from bench.evidence import watch_for
 from bench.hostfact import read_host_fact
 from bench.instance import DELAYED, REQUEST_COUNT, SEND_RATE, UNSTABLE, WINDOW, record_instance, run_attempt, run_perf
 from bench.layout import CSV_NAME, now, write_rows
@@ -250,8 +250,7 @@ def loadgen_search(
         verdict=limit_of(evidence, None, bounded=True) if evidence else None,  # FindPeakPerformance's peak
     )
     if search.valid and search.verdict and search.verdict.limit == "client":
-        why = f"client-bound: {search.verdict.why}; the capacity is at least {level.throughput:,.1f} infer/s"
-        search = dataclasses.replace(search, valid=False, reason=why)
+        search = dataclasses.replace(search, valid=False, reason=client_bound(search.verdict.why, level.throughput))
     return search, rows
 
 
@@ -264,8 +263,7 @@ def run_loadgen_instance(job: dict, instance: dict, staging: Path, final: Path) 
     out = staging / LOADGEN_DIR
     cmd = loadgen_command(job, instance, out)
     timeout = float(job["timeout_s"]) * int(config.get("perf_analyzer_runs") or 1)
-    watch = watch_of(job, instance) if job.get("evidence", True) else None
-    exit_code, output, timed_out, seconds, seen = run_perf(cmd, timeout, watch)
+    exit_code, output, timed_out, seconds, seen = run_perf(cmd, timeout, watch_for(job, instance))
     (staging / "loadgen.log").write_text(" ".join(cmd) + "\n\n" + output)
     attempt = {
         "attempt": 1,

@@ -453,6 +453,11 @@ class Watch:
             self._thread.join(timeout=IPMI_TIMEOUT_S + SAMPLE_S)
 
 
+def watch_for(job: dict, instance: dict) -> Watch | None:
+    """The Watch of one perf_analyzer run of INSTANCE, unless the job says `evidence: false`."""
+    return watch_of(job, instance) if job.get("evidence", True) else None
+
+
 def watch_of(job: dict, instance: dict, root: Path = Path("/")) -> Watch:
     """The Watch of INSTANCE's perf_analyzer runs: the server found by its unit (or `server_pid`, a
     server this runner was given), the CPUs the server and the client are bound to, the meter the job's

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.evidence import Reading, Watch, evidence, watch_of
+from bench.evidence import Reading, Watch, evidence, watch_for
 from bench.hostfact import read_host_fact
 from bench.layout import instance_metadata, publish_instance, read_rows
 from bench.records import Evidence
@@ -106,10 +106,10 @@ def run_perf(
         return None, f"could not run perf_analyzer: {err}", False, time.monotonic() - began, []
     out: list[str] = []
     err: list[str] = []
-    marks: list[tuple[Reading, float | None, bool]] = []  # (reading, level or rate at a start, is a start)
+    marks: list[tuple[Reading, dict[str, float]]] = []  # a reading, and at a level's start its key (level or rate)
     if watch is not None:
         watch.start(proc.pid)
-        marks.append((watch.read(bounds=True), None, False))
+        marks.append((watch.read(bounds=True), {}))
 
     def read(stream: object, lines: list[str]) -> None:
         for line in stream or []:  # type: ignore[attr-defined]
@@ -118,9 +118,10 @@ def run_perf(
                 continue
             start = LEVEL_START.match(line)
             if start:
-                marks.append((watch.read(bounds=True), float(start.group(1) or start.group(2)), True))
+                key = {"level": int(start.group(1))} if start.group(1) else {"rate": float(start.group(2))}
+                marks.append((watch.read(bounds=True), key))
             elif LEVEL_END.search(line):  # its result on stdout, its failure to stabilise on stderr
-                marks.append((watch.read(bounds=True), None, False))
+                marks.append((watch.read(bounds=True), {}))
 
     readers = [
         threading.Thread(target=read, args=(proc.stdout, out), daemon=True),
@@ -141,22 +142,16 @@ def run_perf(
     levels = []
     if watch is not None:
         watch.stop()
-        marks.append((watch.read(), None, False))
-        levels = level_evidence(watch, sorted(marks, key=lambda mark: mark[0].t), "Request concurrency" in "".join(out))
+        marks.append((watch.read(), {}))
+        levels = level_evidence(watch, sorted(marks, key=lambda mark: mark[0].t))
     exit_code = None if timed_out else proc.returncode
     return exit_code, "".join(out) + "".join(err), timed_out, time.monotonic() - began, levels
 
 
-def level_evidence(watch: Watch, marks: list[tuple[Reading, float | None, bool]], closed: bool) -> list[Evidence]:
+def level_evidence(watch: Watch, marks: list[tuple[Reading, dict[str, float]]]) -> list[Evidence]:
     """Each level's evidence: from its start mark to the next mark in time (its result, its failure,
     the next level or the end)."""
-    found = []
-    for i, (reading, value, is_start) in enumerate(marks[:-1]):
-        if not is_start or value is None:
-            continue
-        key = {"level": int(value)} if closed else {"rate": value}
-        found.append(evidence(watch, reading, marks[i + 1][0], **key))
-    return found
+    return [evidence(watch, reading, marks[i + 1][0], **key) for i, (reading, key) in enumerate(marks[:-1]) if key]
 
 
 def run_attempt(
@@ -176,8 +171,7 @@ def run_attempt(
     false`)."""
     csv_path = staging / f"attempt-{attempt}.csv"
     cmd = [*perf_command(job, instance, levels, interval, csv_path, rate), *more]
-    watch = watch_of(job, instance) if job.get("evidence", True) else None
-    exit_code, output, timed_out, seconds, seen = run_perf(cmd, float(job["timeout_s"]), watch)
+    exit_code, output, timed_out, seconds, seen = run_perf(cmd, float(job["timeout_s"]), watch_for(job, instance))
     (staging / f"attempt-{attempt}.log").write_text(" ".join(cmd) + "\n\n" + output)
     header, rows = read_rows(csv_path.read_text()) if csv_path.is_file() else ([], [])
     return (

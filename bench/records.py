@@ -745,21 +745,39 @@ def limit_of(
     return Verdict("latency", why, throttled)
 
 
+def curve_verdict(curve: Sequence[Level], order: float, bounded: bool | None = None) -> Verdict | None:
+    """The verdict of a search's level at ORDER on its CURVE: its evidence and the next level's, and the
+    lateness of either (a late level above stopped the growth: the client is to blame). BOUNDED as in
+    limit_of (default: a level above was measured). None when no level carries evidence."""
+    if not any(m.evidence is not None for m in curve):
+        return None
+    ranked = sorted(curve, key=lambda m: m.order)
+    at = next((m for m in ranked if same_rate(m.order, order)), None)
+    after = next((m for m in ranked if m.order > order and not same_rate(m.order, order)), None)
+    late = (at.late if at else None) or (after.late if after else None)
+    return limit_of(
+        at.evidence if at else None,
+        after.evidence if after else None,
+        late,
+        bounded=after is not None if bounded is None else bounded,
+    )
+
+
 def verdict_of(record: InstanceRecord, best_order: float | None) -> Verdict | None:
     """The verdict of RECORD's best point (at BEST_ORDER on its axis): its evidence and the next level's.
     None when the record has no best point or no evidence (written before evidence existed)."""
-    evidence = evidence_by_order(record)
-    if best_order is None or not evidence:
+    if best_order is None:
         return None
-    at = next((e for order, e in evidence.items() if abs(order - best_order) <= 1e-6 * max(best_order, 1)), None)
-    after = next((evidence[o] for o in sorted(evidence) if o > best_order + 1e-6 * max(best_order, 1)), None)
-    late = None
-    if record.search is not None:  # the level's lateness, or the next level's (which stopped the growth)
-        above = [m for m in record.search.curve if m.order >= best_order - 1e-6 * max(best_order, 1)]
-        late = next((m.late for m in sorted(above, key=lambda m: m.order)[:2] if m.late), None)
-        if record.search.client == "mlperf":
-            return limit_of(at, after, late, bounded=True)
-    return limit_of(at, after, late)
+    if record.search is not None:  # LoadGen's one level is bounded by its own peak search
+        return curve_verdict(
+            record.search.curve, best_order, bounded=True if record.search.client == "mlperf" else None
+        )
+    evidence = evidence_by_order(record)
+    if not evidence:
+        return None
+    at = next((e for order, e in evidence.items() if same_rate(order, best_order)), None)
+    after = next((evidence[o] for o in sorted(evidence) if o > best_order and not same_rate(o, best_order)), None)
+    return limit_of(at, after)
 
 
 def same_rate(a: float | None, b: float | None) -> bool:

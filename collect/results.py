@@ -23,7 +23,6 @@ from bench.records import (
     Verdict,
     best_point,
     evidence_by_order,
-    limit_of,
     load,
     same_rate,
     verdict_of,
@@ -188,20 +187,12 @@ def points_evidence(record: InstanceRecord, points: list[PerfPoint]) -> list[Evi
 def points_verdicts(
     record: InstanceRecord, points: list[PerfPoint], evidence: list[Evidence | None]
 ) -> list[Verdict | None]:
-    """Each point's verdict (bench.records.limit_of): its evidence and the next measured level's, and
-    for a search the level's own lateness; None for a point without evidence of its own."""
-    by_order = evidence_by_order(record)
-    late = {level.order: level.late for level in record.search.curve} if record.search else {}
-    verdicts: list[Verdict | None] = []
-    for point, at in zip(points, evidence, strict=True):
-        order = order_of(point)
-        if at is None or order is None:
-            verdicts.append(None)
-            continue
-        after = next((by_order[o] for o in sorted(by_order) if o > order and not _same_level(o, order)), None)
-        said = next((why for o, why in late.items() if _same_level(o, order)), None)
-        verdicts.append(limit_of(at, after, said))
-    return verdicts
+    """Each point's verdict, by the rule of an instance's (bench.records.verdict_of): its evidence and
+    the next measured level's; None for a point without evidence of its own."""
+    return [
+        verdict_of(record, order_of(point)) if at is not None and order_of(point) is not None else None
+        for point, at in zip(points, evidence, strict=True)
+    ]
 
 
 @dataclass(frozen=True)

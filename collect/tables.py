@@ -8,6 +8,8 @@ import numbers
 import numpy as np
 import pandas as pd
 
+from collect.efficiency import REFERENCE
+
 
 def _number(value: object, digits: int = 0) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
@@ -178,7 +180,7 @@ def capacity_table(capacity: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def efficiency_table(compared: pd.DataFrame, reference: str = "x86_64") -> pd.DataFrame:
+def efficiency_table(compared: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:
     """collect.efficiency.by_architecture, for printing: ratios to REFERENCE's in the class, per watt
     "unavailable" where the levels' evidence says the hosts had no meter."""
     rows = []
