@@ -150,8 +150,14 @@ def test_a_server_dying_mid_search_keeps_its_levels_and_records_a_failure(server
     staging = Path(spec["results_dir"]) / ".numa0.partial"
 
     def level_two_measured() -> bool:
-        # an attempt's log is written when it ends; level 1 may have needed a second attempt (unstable)
-        return any("--concurrency-range 2:2:1" in log.read_text() for log in staging.glob("attempt-*.log"))
+        # an attempt's log is written when it ends, and an unstable attempt (any level may be one) has
+        # a log but no row in its CSV: level 2 is measured once an attempt at it has both
+        return any(
+            "--concurrency-range 2:2:1" in log.read_text()
+            and log.with_suffix(".csv").exists()
+            and len(log.with_suffix(".csv").read_text().strip().splitlines()) > 1
+            for log in staging.glob("attempt-*.log")
+        )
 
     def kill_after_two_levels() -> None:
         while not level_two_measured() and process.poll() is None:
