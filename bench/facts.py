@@ -64,8 +64,18 @@ NAME_RULE = f"1 to {NAME_MAX} letters, digits, '.', '_' or '-', starting with a 
 HOST_MAX = 253
 HOST_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{HOST_MAX - 1}}}$"
 PORT_MIN, PORT_MAX = 1, 65535
-# The systemd unit of the server instance <model>-<numa node> (role tfserving's tfserving@.service).
+# The systemd unit of the server instance <model>-<numa node> (role tfserving's tfserving@.service),
+# the directory of its environment files and the readiness probe the role installs.
 SERVER_UNIT = "tfserving@{}.service"
+TFSERVING_CONF_DIR = "/etc/recbench/tfserving"
+TFSERVING_PROBE = "/usr/local/bin/recbench-tfserving-ready"
+# The host-side runner of a run's sweep queue (role sweep's recbench-sweep@.service, instance: run id),
+# its heartbeat, and how old a heartbeat may be before the runner counts as dead (a controller's look
+# at the queue waits at most SWEEP_POLL_S for it to end before it reports progress).
+SWEEP_UNIT = "recbench-sweep@{}.service"
+HEARTBEAT_S = 5
+STALE_S = 30
+SWEEP_POLL_S = 30
 
 # Host-side timeouts (seconds) and retries, the defaults of the roles that run them.
 CLIENT_TIMEOUT_S = 600  # one perf_analyzer attempt
@@ -116,6 +126,12 @@ FACTS: dict[str, Any] = {
     "client_retries": CLIENT_RETRIES,
     "ready_timeout_s": READY_TIMEOUT_S,
     "train_timeout_s": TRAIN_TIMEOUT_S,
+    "tfserving_conf_dir": TFSERVING_CONF_DIR,
+    "tfserving_probe": TFSERVING_PROBE,
+    "sweep_unit": SWEEP_UNIT,
+    "heartbeat_s": HEARTBEAT_S,
+    "stale_s": STALE_S,
+    "sweep_poll_s": SWEEP_POLL_S,
 }
 
 

@@ -5,6 +5,7 @@ attempt, what its output says, and the published result. Standard library only: 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import threading
@@ -154,6 +155,21 @@ def level_evidence(watch: Watch, marks: list[tuple[Reading, dict[str, float]]]) 
     return [evidence(watch, reading, marks[i + 1][0], **key) for i, (reading, key) in enumerate(marks[:-1]) if key]
 
 
+def note_progress(job: dict, instance: dict, what: str) -> None:
+    """Say what INSTANCE measures now, where the job's queue runner (bench.queue) reads it for its
+    progress file; a job without a progress_dir (run by hand or by a test) says nothing. Never raises:
+    progress is no reason to lose a measurement."""
+    if not job.get("progress_dir"):
+        return
+    path = Path(job["progress_dir"]) / str(instance["name"])
+    try:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(what)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
 def run_attempt(
     job: dict,
     instance: dict,
@@ -171,6 +187,8 @@ def run_attempt(
     false`)."""
     csv_path = staging / f"attempt-{attempt}.csv"
     cmd = [*perf_command(job, instance, levels, interval, csv_path, rate), *more]
+    measuring = f"{rate[0]:g} requests/s" if rate else "concurrency " + ",".join(map(str, levels))
+    note_progress(job, instance, f"attempt {attempt}: {measuring}")
     exit_code, output, timed_out, seconds, seen = run_perf(cmd, float(job["timeout_s"]), watch_for(job, instance))
     (staging / f"attempt-{attempt}.log").write_text(" ".join(cmd) + "\n\n" + output)
     header, rows = read_rows(csv_path.read_text()) if csv_path.is_file() else ([], [])

@@ -16,9 +16,12 @@ and finds its earlier configs already recorded. Standard library only.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
-from bench.records import KnobMeasured, KnobSearchRecord
+from bench.layout import META_NAME
+from bench.records import CapacitySearch, KnobMeasured, KnobSearchRecord, RecordError, machine_capacity
 
 KNOBS = ("batch_size", "intra", "inter", "xla", "onednn", "instances_per_node")
 KNOB_SEARCHES = ("grid", "coordinate")
@@ -92,3 +95,17 @@ def record(
         stopped=why,
         group=group,
     )
+
+
+def recorded_capacity(config_dir: Path, instances: Sequence[str]) -> float | None:
+    """The valid capacity of a measured config (bench.records.machine_capacity: the sum over its
+    INSTANCES), or None when any instance's search is invalid, failed, missing or its record broken."""
+    searches = []
+    for name in instances:
+        try:
+            meta = json.loads((config_dir / name / META_NAME).read_text())
+            search = CapacitySearch.from_json(meta.get("search"), "search")
+        except (OSError, RecordError, ValueError, AttributeError):
+            return None  # no search, or a record the contract refuses: no capacity to trust
+        searches.append((search.capacity, search.valid))
+    return machine_capacity(searches)

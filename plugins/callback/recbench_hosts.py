@@ -1,12 +1,17 @@
 """Callback `recbench_hosts`: at the end of a run, list the hosts that failed or were unreachable,
-with the task and message that took them out, so a fleet run's casualties are not lost in its log;
-and which hosts were busy longest (first task started to last task ended), the work that sets the
-stage's pace when hosts do not wait for each other."""
+with the task and message that took them out (and how far a lost host's sweep queue had got), so a
+fleet run's casualties are not lost in its log; and which hosts were busy longest (first task started
+to last task ended), the work that sets the stage's pace when hosts do not wait for each other.
+
+While the sweep stage waits for the hosts' queues, each look at a host (a result whose stdout is
+bench.queue's progress) prints one line for it: with a progress bar on a terminal, plain in a log."""
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
+import sys
 import time
 from datetime import UTC, datetime
 
@@ -32,6 +37,42 @@ HOST_KEY_LINE = re.compile(
 )
 
 
+# What a look at a host's sweep queue prints (bench.queue.PROGRESS_KEY: plugins do not import bench).
+PROGRESS_KEY = "recbench_progress"
+BAR_WIDTH = 20
+
+
+def progress_of(result: dict) -> dict | None:
+    """The queue's progress a task's RESULT carries, or None."""
+    stdout = result.get("stdout")
+    if not isinstance(stdout, str) or f'"{PROGRESS_KEY}"' not in stdout[:40]:
+        return None
+    try:
+        found = json.loads(stdout).get(PROGRESS_KEY)
+    except (ValueError, AttributeError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def progress_line(host: str, progress: dict, bar: bool = False) -> str:
+    """One line: how far HOST's queue is, what it measures now, and its heartbeat's age."""
+    done, total = int(progress.get("done") or 0), int(progress.get("total") or 0)
+    counts = (
+        f"{progress.get('measured', 0)} measured, {progress.get('skipped', 0)} recorded before, "
+        f"{progress.get('failed', 0)} with failed points"
+    )
+    line = f"{host}: {progress.get('state', '?')}, {done} of {total} configs done ({counts})"
+    if progress.get("config_id"):
+        measuring = "; ".join(f"{name} {what}" for name, what in sorted((progress.get("measuring") or {}).items()))
+        line += f", now {progress['config_id']}" + (f" ({measuring})" if measuring else "")
+    if progress.get("heartbeat_age_s") is not None and progress.get("state") == "running":
+        line += f", heartbeat {float(progress['heartbeat_age_s']):.0f} s ago"
+    if bar and total:
+        filled = round(BAR_WIDTH * min(done, total) / total)
+        line = f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {line}"
+    return f"recbench: {line}"
+
+
 def reason(message: str) -> str:
     """MESSAGE in one line of at most 300 characters: its first line, or, when ssh refused a host key,
     its first line about the key (without the banner's @ signs)."""
@@ -52,6 +93,7 @@ class CallbackModule(CallbackBase):
         super().__init__()
         self._lost: dict[str, tuple[str, str, str, str]] = {}
         self._busy: dict[str, list[float]] = {}  # host: [first task started, last task ended]
+        self._progress: dict[str, dict] = {}  # host: the last progress seen of its sweep queue
 
     def _ended(self, result) -> None:  # noqa: ANN001 - Ansible's TaskResult
         span = self._busy.setdefault(result._host.get_name(), [time.monotonic(), 0.0])
@@ -60,8 +102,20 @@ class CallbackModule(CallbackBase):
     def v2_runner_on_start(self, host, task) -> None:  # noqa: ANN001
         self._busy.setdefault(host.get_name(), [time.monotonic(), 0.0])
 
+    def _saw(self, result) -> dict | None:  # noqa: ANN001 - Ansible's TaskResult
+        progress = progress_of(result._result)
+        if progress is not None:
+            self._progress[result._host.get_name()] = progress
+        return progress
+
     def v2_runner_on_ok(self, result) -> None:  # noqa: ANN001
         self._ended(result)
+        self._saw(result)
+
+    def v2_runner_retry(self, result) -> None:  # noqa: ANN001
+        progress = self._saw(result)
+        if progress is not None:
+            self._display.display(progress_line(result._host.get_name(), progress, bar=sys.stdout.isatty()))
 
     def v2_runner_on_skipped(self, result) -> None:  # noqa: ANN001
         self._ended(result)
@@ -106,4 +160,8 @@ class CallbackModule(CallbackBase):
             return
         self._display.display(f"recbench: {len(lost)} host(s) did not finish:", stderr=True)
         for host, (kind, task, message, stamp) in sorted(lost.items()):
-            self._display.display(f"  {host}: {kind} at '{task}' ({stamp}): {message}", stderr=True)
+            got = self._progress.get(host)
+            far = ""
+            if got:
+                far = f" (its sweep queue, last seen: {got.get('done', 0)} of {got.get('total', 0)} configs done)"
+            self._display.display(f"  {host}: {kind} at '{task}' ({stamp}): {message}{far}", stderr=True)

@@ -1,9 +1,12 @@
 """The whole pipeline on 2 simulated hosts: bench.yml with the ci profile (site, train, sweep, fetch).
 
-One host's server is stopped in the middle of a sweep: that point is recorded as failed and every other
-point completes. That host then loses power near the end of its sweep; the run goes on without it and the
-same run id, run again, measures only what it missed. For the other host that second run is a repeat of
-every stage: it does no work and changes nothing on the controller.
+The controller is SIGKILLed once both hosts' sweep queues run: the hosts go on measuring, and
+`RECBENCH_RUN_ID=<id> ./scripts/bench.sh` re-attaches to their runners (never a second launch), waits
+and fetches. One host's server is stopped in the middle of a sweep: that point is recorded as failed
+and every other point completes. That host then loses power near the end of its queue; the run goes on
+without it and the same run id, run again, finds its runner dead and measures only what it missed. For
+the other host that third run is a repeat of every stage: it does no work and changes nothing on the
+controller.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +31,7 @@ from bench.records import LIMITS
 from sim.fleet.fleet import Fleet
 from sim.fleet.podman import podman
 from tests.browser import html_attribute, rendered_dom
-from tests.conftest import run
+from tests.conftest import REPO, ansible_env, run
 
 pytestmark = pytest.mark.fleet
 
@@ -60,6 +65,15 @@ def recorded_on(container: str) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in listing.splitlines() if line.strip())
 
 
+def progress_on(container: str) -> dict:
+    """The host's sweep queue progress (bench.queue), {} before its runner wrote one."""
+    text = podman("exec", container, "cat", f"{facts.WORK_DIR}/{RUN_ID}/progress.json", check=False)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {}
+
+
 def kill_near_the_end(container: str, expected: int, seen: dict) -> None:
     """Kill CONTAINER (a server losing power) once it has recorded all but LOST_WHEN_LEFT points."""
     deadline = time.monotonic() + 2400
@@ -79,6 +93,30 @@ def bench(fleet: Fleet, extra_vars: Path, *args: str, playbook: str = "playbooks
         ["ansible-playbook", "-i", str(fleet.inventory), playbook, *sizes, "-e", f"@{extra_vars}", *args], timeout=3000
     )
     return proc.returncode, proc.stdout + proc.stderr
+
+
+def bench_killed_mid_sweep(fleet: Fleet, extra_vars: Path, containers: list[str], seen: dict) -> str:
+    """bench.yml, SIGKILLed with everything it started (the controller lost) once every host's queue
+    has finished a config; SEEN gets each host's progress at that moment. Returns its output."""
+    sizes = ["-e", "@scripts/simulated-fleet.yml"]
+    cmd = ["ansible-playbook", "-i", str(fleet.inventory), "playbooks/bench.yml", *sizes, "-e", f"@{extra_vars}"]
+    with subprocess.Popen(
+        cmd, cwd=REPO, env=ansible_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    ) as controller:  # fmt: skip
+        reader = threading.Thread(target=lambda: seen.setdefault("output", controller.stdout.read()), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 2400
+        while time.monotonic() < deadline and controller.poll() is None:
+            progress = {c: progress_on(c) for c in containers}
+            if all(p.get("state") == "running" and p.get("done", 0) >= 1 for p in progress.values()):
+                os.killpg(controller.pid, signal.SIGKILL)
+                seen["at_kill"] = progress
+                break
+            time.sleep(1)
+        controller.wait()
+        reader.join(timeout=30)
+    return seen.get("output", "")
 
 
 def recap(output: str) -> dict[str, str]:
@@ -110,21 +148,44 @@ def benched(
     fleet = bench_fleet
     containers = {h.name: h.container for h in fleet.hosts()}
     podman("exec", "-d", containers[VICTIM_HOST], "bash", "-c", KILLER)
-    # Meanwhile the other host loses power near the end of its sweep.
+    # The controller dies once both hosts' queues run; they go on without it.
     lost: dict = {"expected": len(configs_for(MODELS, profile="ci"))}
+    killed: dict = {}
+    output = bench_killed_mid_sweep(fleet, extra_vars, list(containers.values()), killed)
+    (work / "killed-run.log").write_text(output)
+    assert "at_kill" in killed, "the controller was never killed: " + output[-3000:]
+    lost["controller_killed"] = killed
+    # Meanwhile the other host loses power near the end of its queue.
     killer = threading.Thread(target=kill_near_the_end, args=(containers[LOST_HOST], lost["expected"], lost))
     killer.start()
-    rc, output = bench(fleet, extra_vars)
+    # The operator comes back: the same run id re-attaches to the hosts' runners, as the README says.
+    reattach = subprocess.run(
+        ["./scripts/bench.sh", "-e", "@scripts/simulated-fleet.yml", "-e", f"@{extra_vars}"],
+        cwd=REPO,
+        env=ansible_env(
+            RECBENCH_INVENTORY=str(fleet.inventory),
+            RECBENCH_RUN_ID=RUN_ID,
+            RECBENCH_RESULTS=str(results),
+            RECBENCH_ARTIFACTS=str(STORE),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=3000,
+        check=False,
+    )
+    rc, output = reattach.returncode, reattach.stdout + reattach.stderr
     killer.join()
     (work / "first-run.log").write_text(output)
     assert "killed_at" in lost, "the host was never killed: " + output[-3000:]
     assert rc != 0, output[-6000:]  # an unreachable host fails the run, after the others finished
     lost["first_output"] = output
     lost["first_results"] = snapshot(results)
+    lost["other_progress"] = progress_on(containers[OTHER_HOST])
     sited.add(fleet.name)
     # The host comes back; the same run id measures only what it missed, and fetches everything.
     fleet.up(2, log=lambda _: None)
     lost["kept_before_resume"] = recorded_on(containers[LOST_HOST])
+    lost["lost_progress_before_resume"] = progress_on(containers[LOST_HOST])
     lost["other_before_resume"] = recorded_on(containers[OTHER_HOST])
     lost["other_fetched_before_resume"] = snapshot(results / RUN_ID / OTHER_HOST)
     rc, output = bench(fleet, extra_vars)
@@ -132,6 +193,7 @@ def benched(
     assert rc == 0, output[-6000:]
     lost["other_after_resume"] = recorded_on(containers[OTHER_HOST])
     lost["other_fetched_after_resume"] = snapshot(results / RUN_ID / OTHER_HOST)
+    lost["lost_progress_after_resume"] = progress_on(containers[LOST_HOST])
     lost["resume_output"] = output
     yield fleet, results, extra_vars, output, lost
 
@@ -238,6 +300,40 @@ def test_a_host_lost_mid_sweep_is_declared_failed_in_90_s_and_the_resume_measure
     # ... and the resume measured only what was missing: nothing on the other host.
     assert lost["other_after_resume"] == lost["other_before_resume"]
     assert "recbench: every host finished" in lost["resume_output"]
+
+
+def test_the_hosts_measure_on_when_the_controller_dies_and_the_same_run_id_re_attaches(benched) -> None:
+    """SIGKILL of the controller mid-sweep: each host's runner walks on (a unit of its own); the re-attach
+    (RECBENCH_RUN_ID=<id> ./scripts/bench.sh) launches no second runner, waits for the queue and fetches
+    every point, each measured once."""
+    _, results, _, _, lost = benched
+    at_kill = lost["controller_killed"]["at_kill"]
+    other = lost["other_progress"]
+    # the runner that finished is the one that ran when the controller died: never launched twice
+    (before,) = [p for c, p in at_kill.items() if c.endswith(OTHER_HOST)]
+    assert (other["pid"], other["launched_at"]) == (before["pid"], before["launched_at"]), (before, other)
+    assert other["state"] == "done" and other["done"] == other["total"] == lost["expected"], other
+    # one walk measured every config (none found recorded by a second walk), and all of it came home
+    assert other["skipped"] == 0 and other["measured"] + other["failed"] == lost["expected"], other
+    came_home = [p for p in lost["first_results"] if p.startswith(f"{RUN_ID}/{OTHER_HOST}/") and p.endswith(META_NAME)]
+    assert len(came_home) == lost["expected"]
+    assert "PLAY RECAP" not in lost["controller_killed"]["output"]  # it was killed, not finished
+    # the re-attach ran through scripts/bench.sh to its end: the store and the best throughputs
+    assert f"results of run {RUN_ID}: {results}/{RUN_ID}" in lost["first_output"]
+    # and no run warns that its failure threshold does nothing (max_fail_percentage under free)
+    for output in (lost["controller_killed"]["output"], lost["first_output"], lost["resume_output"]):
+        assert "max_fail_percentage with the free strategy" not in output
+
+
+def test_a_dead_runner_is_told_by_its_heartbeat_and_launched_again_by_the_next_run(benched) -> None:
+    """The lost host's container restarted mid-queue: its progress file still says running, but its runner
+    is gone; the next run with the run id launches it again, and it skips every point already recorded."""
+    _, _, _, _, lost = benched
+    before, after = lost["lost_progress_before_resume"], lost["lost_progress_after_resume"]
+    assert before["state"] == "running" and before["done"] < before["total"], before
+    assert after["state"] == "done" and after["launched_at"] != before["launched_at"], after
+    assert after["skipped"] >= len(lost["recorded"]) and after["done"] == after["total"], after
+    assert after["measured"] + after["failed"] <= LOST_WHEN_LEFT + 1, after
 
 
 def test_a_second_run_with_the_same_run_id_repeats_no_work(benched) -> None:

@@ -1,6 +1,7 @@
 """The recbench_hosts callback, in a real ansible-playbook run on three local hosts: the busiest host is
-named with its own time, and a failed host is listed with its task; and the one-line reason it shows
-for a host whose ssh host key was refused."""
+named with its own time, a look at a host's sweep queue is a progress line, and a failed host is listed
+with its task and how far its queue got; and the one-line reason it shows for a host whose ssh host key
+was refused."""
 
 from __future__ import annotations
 
@@ -24,6 +25,17 @@ PLAY = """
       ansible.builtin.command: sleep 2
       changed_when: false
       when: inventory_hostname == 'b'
+    - name: Look at the queue of c
+      ansible.builtin.command:
+        argv: [echo, '{"recbench_progress": {"state": "running", "done": 1, "total": 4, "measured": 1,
+          "skipped": 0, "failed": 0, "config_id": "dlrm-x", "measuring": {"numa0": "attempt 1: concurrency 2"},
+          "heartbeat_age_s": 1}}']
+      register: look
+      until: look.attempts >= 2
+      retries: 3
+      delay: 0
+      changed_when: false
+      when: inventory_hostname == 'c'
     - name: Fail on c
       ansible.builtin.fail:
         msg: c gave up
@@ -43,7 +55,12 @@ def test_the_busiest_host_and_a_failed_one_are_named_after_the_recap(repo: Path,
     busiest = re.search(r"recbench: busiest hosts \(first task to last\): (\w+) (\d+) s, .*over 3 host\(s\)", output)
     assert busiest, output
     assert busiest.group(1) == "b" and int(busiest.group(2)) >= 2
-    assert re.search(r"c: failed at 'Fail on c' \(\S+Z\): c gave up", output), output
+    assert re.search(r"c: failed at 'Fail on c' \(\S+Z\): c gave up \(its sweep queue, last seen: 1 of 4", output), (
+        output
+    )
+    # each look at a running queue is a line for its host (no terminal here: no bar)
+    shown = "recbench: c: running, 1 of 4 configs done (1 measured, 0 recorded before, 0 with failed points), now"
+    assert f"{shown} dlrm-x (numa0 attempt 1: concurrency 2), heartbeat 1 s ago" in output, output
 
 
 callback = load_plugin("plugins/callback/recbench_hosts.py")

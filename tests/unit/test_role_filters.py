@@ -3,9 +3,13 @@ servers of a sweep config, the served versions, and tfserving's instance default
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bench import facts
+from bench.controller import placement
+from bench.knobsearch import recorded_capacity
 from tests.conftest import load_plugin
 
 pytestmark = pytest.mark.unit
@@ -46,8 +50,8 @@ def test_train_data_follows_each_models_data_set() -> None:
 
 def test_sweep_server_instances_carry_the_configs_knobs() -> None:
     config = {"model": "dlrm", "mode": "entire", "intra": 2, "inter": 1, "xla": True, "onednn": False}
-    instances = sweep.sweep_instances(config, TWO_NODES, facts.BASE_PORT)
-    servers = sweep.sweep_server_instances(instances, config, "/m")
+    instances = placement.sweep_instances(config, TWO_NODES, facts.BASE_PORT)
+    servers = placement.sweep_server_instances(instances, config, "/m")
     assert [(s["numa_node"], s["port"], s["cpus"]) for s in servers] == [(0, 8500, "0-3"), (1, 8510, "4-7")]
     assert all(s["base_path"] == "/m/dlrm" and s["intra"] == 2 and s["xla"] is True for s in servers)
 
@@ -125,67 +129,23 @@ def test_artifact_store_wheelhouses_per_arch() -> None:
         store.artifact_store_wheelhouses(["riscv64"], versions, requirements)
 
 
-knobs = load_plugin("roles/sweep/filter_plugins/sweep_knobs.py")
-
-
-def slurped(*searches: dict) -> list[dict]:
-    import base64
-    import json
-
-    return [{"content": base64.b64encode(json.dumps({"search": s}).encode()).decode()} for s in searches]
-
-
 def search_record(capacity: float, valid: bool = True) -> dict:
     level = {"level": 4, "throughput": capacity, "p50_us": 1000.0, "p99_us": 2000.0, "requests": 5000}
     return {"kind": "capacity", "valid": valid, "capacity": capacity, "level": level, "p99_budget_ms": 10.0}
 
 
-def test_a_configs_capacity_is_the_sum_of_its_valid_instances_or_none() -> None:
+def test_a_configs_capacity_is_the_sum_of_its_valid_instances_or_none(tmp_path) -> None:
+    def recorded(*searches: dict) -> list[str]:
+        for i, search in enumerate(searches):
+            (tmp_path / f"numa{i}").mkdir(exist_ok=True)
+            (tmp_path / f"numa{i}" / "metadata.json").write_text(json.dumps({"search": search}))
+        return [f"numa{i}" for i in range(len(searches))]
+
     ok = search_record(100.0)
-    assert knobs.sweep_machine_capacity(slurped(ok, search_record(50.5))) == 150.5
-    assert knobs.sweep_machine_capacity(slurped(ok, search_record(80.0, valid=False))) is None
+    assert recorded_capacity(tmp_path, recorded(ok, search_record(50.5))) == 150.5
+    assert recorded_capacity(tmp_path, recorded(ok, search_record(80.0, valid=False))) is None
     # a record the contract refuses (a NaN capacity, a string for a number) is no capacity to trust
-    assert knobs.sweep_machine_capacity(slurped(ok, {**search_record(1.0), "capacity": "lots"})) is None
-    assert knobs.sweep_machine_capacity(slurped(ok, {**search_record(1.0), "capacity": float("nan")})) is None
-    assert knobs.sweep_machine_capacity([*slurped(ok), {"failed": True, "msg": "file not found"}]) is None
-    assert knobs.sweep_machine_capacity([]) is None
-
-
-def test_a_knob_step_names_the_next_config_and_where_the_record_goes() -> None:
-    from bench.controller.sweeps import configs_for
-
-    configs = [c.as_record() for c in configs_for(["dlrm"], profile="ci-capacity")]
-    first = knobs.sweep_knob_step(configs, {})
-    assert (
-        first["config"]["config_id"] == configs[0]["config_id"]
-        and first["record_path"] == "dlrm/knob-search-single.json"
-    )
-    done = knobs.sweep_knob_step(configs, {c["config_id"]: 1.0 for c in configs})
-    assert done["config"] is None and done["record"]["stopped"] == "the budget of 2 configs is spent"
-    assert done["record"]["group"] == "dlrm-single"
-
-
-failures = load_plugin("roles/sweep/filter_plugins/sweep_failures.py")
-
-
-def test_a_failed_loop_is_explained_by_its_failed_items_not_by_one_or_more_items_failed() -> None:
-    journal = "stopped before serving dlrm (UNAVAILABLE)\nThis system does not support NUMA policy\n"
-    result = {
-        "msg": "One or more items failed",
-        "failed": True,
-        "results": [
-            {"item": {"name": "dlrm-0"}, "failed": False, "rc": 0, "stdout": "serves"},
-            {"item": {"name": "dlrm-1"}, "failed": True, "rc": 1, "stderr": journal},
-        ],
-    }
-    reason = failures.sweep_failure_reason(result, "Wait until every instance serves its model")
-    assert reason.startswith("Wait until every instance serves its model: dlrm-1: stopped before serving")
-    assert "does not support NUMA policy" in reason
-    assert "dlrm-0" not in reason and "One or more items" not in reason
-
-
-def test_a_single_failure_says_its_message_and_a_long_one_is_cut() -> None:
-    assert failures.sweep_failure_reason({"msg": "timeout"}, "Start") == "Start: timeout"
-    assert failures.sweep_failure_reason({"rc": 3}) == "?: exit code 3"
-    long = failures.sweep_failure_reason({"stderr": "x" * 5000}, "Start")
-    assert len(long) == failures.LIMIT and long.endswith("...")
+    assert recorded_capacity(tmp_path, recorded(ok, {**search_record(1.0), "capacity": "lots"})) is None
+    assert recorded_capacity(tmp_path, recorded(ok, {**search_record(1.0), "capacity": float("nan")})) is None
+    assert recorded_capacity(tmp_path, [*recorded(ok), "numa9"]) is None  # not recorded
+    assert recorded_capacity(tmp_path, []) is None

@@ -1,23 +1,23 @@
-"""Where the sweep role puts each server and client: the seed's NUMA layout, and a one-node host."""
+"""Where the sweep queue (bench.controller.placement) puts each server and client: the seed's NUMA
+layout, and a one-node host."""
 
 from __future__ import annotations
 
 import pytest
 
+from bench.controller import placement as plugin
+from bench.controller.placement import format_cpulist, parse_cpulist
 from bench.facts import BASE_PORT
-from tests.conftest import load_plugin
 
 pytestmark = pytest.mark.unit
-
-plugin = load_plugin("roles/sweep/filter_plugins/sweep_instances.py")
 
 KUNPENG = [{"id": n, "cpus": f"{32 * n}-{32 * n + 31}"} for n in range(4)]
 
 
 def test_cpulists_round_trip() -> None:
-    assert plugin.parse_cpulist("0-3,8,10-11") == [0, 1, 2, 3, 8, 10, 11]
-    assert plugin.format_cpulist([11, 0, 1, 2, 3, 8, 10]) == "0-3,8,10-11"
-    assert plugin.format_cpulist([5]) == "5"
+    assert parse_cpulist("0-3,8,10-11") == [0, 1, 2, 3, 8, 10, 11]
+    assert format_cpulist([11, 0, 1, 2, 3, 8, 10]) == "0-3,8,10-11"
+    assert format_cpulist([5]) == "5"
 
 
 def test_entire_runs_one_server_and_one_client_per_node_on_that_node() -> None:
