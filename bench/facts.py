@@ -69,6 +69,8 @@ PORT_MIN, PORT_MAX = 1, 65535
 SERVER_UNIT = "tfserving@{}.service"
 TFSERVING_CONF_DIR = "/etc/recbench/tfserving"
 TFSERVING_PROBE = "/usr/local/bin/recbench-tfserving-ready"
+# The model zoo's launcher (role modelzoo): TensorFlow's Python with the model zoo and bench importable.
+MODELZOO_PYTHON = "/usr/local/bin/recbench-python"
 # The host-side runner of a run's sweep queue (role sweep's recbench-sweep@.service, instance: run id),
 # its heartbeat, and how old a heartbeat may be before the runner counts as dead (a controller's look
 # at the queue waits at most SWEEP_POLL_S for it to end before it reports progress).
@@ -128,6 +130,7 @@ FACTS: dict[str, Any] = {
     "train_timeout_s": TRAIN_TIMEOUT_S,
     "tfserving_conf_dir": TFSERVING_CONF_DIR,
     "tfserving_probe": TFSERVING_PROBE,
+    "modelzoo_python": MODELZOO_PYTHON,
     "sweep_unit": SWEEP_UNIT,
     "heartbeat_s": HEARTBEAT_S,
     "stale_s": STALE_S,

@@ -32,6 +32,7 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -41,7 +42,7 @@ from pathlib import Path
 
 from bench import facts
 from bench.knobsearch import plan, record, recorded_capacity
-from bench.layout import META_NAME, knob_search_record_path, now, write_record
+from bench.layout import META_NAME, knob_search_record_path, now
 from bench.serving import start_servers, stop_servers
 
 PROGRESS_NAME = "progress.json"
@@ -76,6 +77,8 @@ class Progress:
     # seconds spent on configs measured (servers started, ready, measured, stopped): the host's own
     # measurement time, against which a stage's wall time is read (benchmarks/fleet_scale.py)
     busy_s: float = 0.0
+    deadline: float = 0.0  # when the config being measured is past every bound it has (0: none)
+    errors: list[str] = field(default_factory=list)  # steps that broke, each with why (the walk went on)
 
 
 def sha256_of(path: Path) -> str:
@@ -105,12 +108,50 @@ def read_progress(path: Path) -> Progress | None:
         return None
 
 
-class Runner:
-    """One queue's walk, its progress written as it goes."""
+def read_limited(path: Path, limit: int = 200) -> str | None:
+    """At most LIMIT characters of a file the sweep's account wrote, never through a symlink nor from a
+    FIFO (the runner is root); None when it is not a plain file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, limit).decode(errors="replace")
+    finally:
+        os.close(fd)
 
-    def __init__(self, queue_path: Path) -> None:
+
+# Writes a file as the sweep's account (argv: path; stdin: text), atomically, its directories made as
+# that account: root never writes into a directory the account owns (a planted symlink would redirect it).
+WRITE_AS_ACCOUNT = (
+    "import os, sys\n"
+    "path = sys.argv[1]\n"
+    "os.makedirs(os.path.dirname(path), exist_ok=True)\n"
+    "tmp = os.path.join(os.path.dirname(path), '.' + os.path.basename(path) + '.tmp')\n"
+    "with open(tmp, 'w') as out:\n"
+    "    out.write(sys.stdin.read())\n"
+    "os.replace(tmp, path)\n"
+)
+
+
+class Runner:
+    """One queue's walk, its progress written as it goes. Its directory (queue, progress, job files) is
+    root's; the clients run as the queue's account, which owns only `measuring/` and the results."""
+
+    def __init__(
+        self,
+        queue_path: Path,
+        python: str = facts.MODELZOO_PYTHON,
+        probe: str = facts.TFSERVING_PROBE,
+        conf_dir: str = facts.TFSERVING_CONF_DIR,
+    ) -> None:
+        # what it runs and where it writes the servers' files are facts, never the queue's (it is data)
+        self.python, self.probe, self.conf_dir = python, probe, conf_dir
         self.queue_path = queue_path
-        self.queue = json.loads(queue_path.read_text())
+        text = queue_path.read_bytes()  # read once: the hash is of what is walked
+        self.queue = json.loads(text)
         self.work = queue_path.parent
         self.progress_path = self.work / PROGRESS_NAME
         self.measuring = self.work / PROGRESS_DIR
@@ -118,7 +159,7 @@ class Runner:
         total = sum(1 if step["kind"] == "config" else int(step["budget"]) for step in self.queue["steps"])
         self.progress = Progress(
             run_id=self.queue["run_id"],
-            queue_sha256=sha256_of(queue_path),
+            queue_sha256=hashlib.sha256(text).hexdigest(),
             pid=os.getpid(),
             pid_started=process_start(os.getpid()),
             launched_at=now(),
@@ -131,11 +172,9 @@ class Runner:
         with self.lock:
             self.progress.heartbeat = time.time()
             if self.progress.state == "running":
-                self.progress.measuring = {
-                    p.name: p.read_text(errors="replace")[:200]
-                    for p in sorted(self.measuring.glob("[!.]*"))
-                    if p.is_file()
-                }
+                names = sorted(p.name for p in self.measuring.glob("[!.]*")) if self.measuring.is_dir() else []
+                seen = {name: read_limited(self.measuring / name) for name in names}
+                self.progress.measuring = {name: what for name, what in seen.items() if what is not None}
             _write_json(self.progress_path, asdict(self.progress))
 
     def heartbeat(self) -> None:
@@ -143,47 +182,57 @@ class Runner:
             with contextlib.suppress(OSError):  # a full disk must not end the walk; the next beat tries again
                 self.publish()
 
-    def as_account(self, path: Path) -> None:
-        os.chown(path, self.account.pw_uid, self.account.pw_gid)
+    def _as_account(self) -> dict:
+        """Popen's arguments that run a child as the queue's account (with its supplementary groups, as
+        a login would: a meter's group, say); none when the runner is that account."""
+        if os.getuid() == self.account.pw_uid:
+            return {}
+        groups = os.getgrouplist(self.account.pw_name, self.account.pw_gid)
+        return {"user": self.account.pw_uid, "group": self.account.pw_gid, "extra_groups": groups}
 
-    def clients(self, job: dict, job_file: Path, limit_s: float) -> str | None:
-        """The pinned clients of one config (bench.sweep, as the sweep's account); None, or why they did
-        not finish."""
-        _write_json(job_file, job)
-        self.as_account(job_file)
-        env = {
+    def _env(self) -> dict[str, str]:
+        return {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "HOME": self.account.pw_dir,
             "USER": self.account.pw_name,
             "LOGNAME": self.account.pw_name,
             "LANG": "C.UTF-8",
         }
-        cmd = [self.queue["python"], "-m", "bench.sweep", str(job_file)]
-        # as root (the unit), the clients drop to the sweep's account; a runner that is that account runs them as is
-        account = (
-            {"user": self.account.pw_uid, "group": self.account.pw_gid, "extra_groups": []}
-            if os.getuid() != self.account.pw_uid
-            else {}
-        )
+
+    def write_as_account(self, path: Path, text: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-c", WRITE_AS_ACCOUNT, str(path)],
+            input=text, text=True, capture_output=True, timeout=60, env=self._env(), cwd="/", **self._as_account(),
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise OSError(f"{path}: {done.stderr.strip().splitlines()[-1:] or done.returncode}")
+
+    def clients(self, job: dict, job_file: Path, limit_s: float) -> str | None:
+        """The pinned clients of one config (bench.sweep, as the queue's account); None, or why they did
+        not finish. However this ends (a timeout, a signal), none of them outlives it."""
+        _write_json(job_file, job)  # in root's directory, readable by the clients
+        cmd = [self.python, "-m", "bench.sweep", str(job_file)]
         try:
             proc = subprocess.Popen(
                 cmd,
-                **account,
-                env=env,
+                env=self._env(),
                 cwd=self.work,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-                start_new_session=True,  # its clients are killed with it
+                start_new_session=True,  # a group of their own, killed as one
+                **self._as_account(),
             )
         except OSError as err:
             return f"the clients did not start: {err}"
         try:
             out, err = proc.communicate(timeout=limit_s)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
             return f"the clients did not finish within {limit_s:g} s"
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         if proc.returncode != 0:
             return f"the clients exited with {proc.returncode}: {(err or out).strip()[-500:]}"
         return None
@@ -200,15 +249,17 @@ class Runner:
                 self.progress.done += 1
             return
         began = time.monotonic()
+        ready_s = float(self.queue["ready_timeout_s"])
+        with self.lock:
+            # a walk past this is stuck (every wait below is bounded): a look calls its runner dead
+            self.progress.deadline = time.time() + float(step["limit_s"]) + 2 * ready_s + 600
         shutil.rmtree(self.measuring, ignore_errors=True)
-        self.measuring.mkdir()
-        self.as_account(self.measuring)
+        self.measuring.mkdir(exist_ok=True)
+        os.chown(self.measuring, self.account.pw_uid, self.account.pw_gid)  # root's own new directory
         job["progress_dir"] = str(self.measuring)
         job_file = self.work / f"sweep-{step['config_id']}.json"
         try:
-            error = start_servers(
-                step["servers"], self.queue["conf_dir"], self.queue["probe"], float(self.queue["ready_timeout_s"])
-            )
+            error = start_servers(step["servers"], self.conf_dir, self.probe, ready_s)
             if error:
                 job["server_error"] = error  # every point not recorded is recorded failed, with the reason
             why = self.clients(job, job_file, float(step["limit_s"]))
@@ -222,13 +273,13 @@ class Runner:
         statuses = []
         for name in names:
             try:
-                statuses.append(json.loads((results / name / META_NAME).read_text()).get("status"))
-            except (OSError, ValueError):
+                statuses.append(str(json.loads((results / name / META_NAME).read_text()).get("status")))
+            except (OSError, ValueError, AttributeError):
                 statuses.append("missing")
         with self.lock:
             self.progress.done += 1
             self.progress.busy_s = round(self.progress.busy_s + time.monotonic() - began, 3)
-            self.progress.measuring = {}
+            self.progress.measuring, self.progress.deadline = {}, 0.0
             if all(status == "complete" for status in statuses):
                 self.progress.measured += 1
             else:
@@ -244,14 +295,27 @@ class Runner:
             if chosen is None:
                 break
             config = by_id[chosen["config_id"]]
-            self.run_config(config)
+            self.run_step(config)
             names = [instance["name"] for instance in config["job"]["instances"]]
             capacities[chosen["config_id"]] = recorded_capacity(Path(config["job"]["results_dir"]), names)
         with self.lock:
             self.progress.done += budget - len(capacities)  # the budget not spent is not waited for
         path = knob_search_record_path(Path(self.queue["host_results"]), step["model"], step["mode"])
-        write_record(path, record(configs, capacities, budget, step["group"]))
-        self.as_account(path)
+        found = record(configs, capacities, budget, step["group"])
+        self.write_as_account(path, type(found).from_json(found.to_json()).to_text())  # checked as a reader will
+
+    def run_step(self, step: dict) -> None:
+        """One config or knob search. What goes wrong in it costs it, not the rest of the queue."""
+        try:
+            if step["kind"] == "config":
+                self.run_config(step)
+            else:
+                self.run_knob_search(step)
+        except Exception as err:  # said in the progress file, and the walk goes on
+            what = step.get("config_id") or step.get("group")
+            with self.lock:
+                self.progress.failed += 1
+                self.progress.errors.append(f"{what}: {type(err).__name__}: {err}"[:500])
 
     def run(self) -> int:
         self.publish()
@@ -261,15 +325,13 @@ class Runner:
         try:
             stop_servers()  # one left over from an interrupted run would hold a port and a node's CPUs
             for step in self.queue["steps"]:
-                if step["kind"] == "config":
-                    self.run_config(step)
-                else:
-                    self.run_knob_search(step)
+                self.run_step(step)
         except KeyboardInterrupt:
             state, reason = "stopped", "stopped by a signal"
-        except Exception as err:  # the progress file must say why the walk ended
-            state, reason = "stopped", f"{type(err).__name__}: {err}"
         finally:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second stop must not cut the cleanup short
+            if state != "done":
+                stop_servers()
             self.beating.set()
             with self.lock:
                 self.progress.state, self.progress.reason = state, reason
@@ -296,34 +358,52 @@ def look(queue_path: Path) -> dict:
         shown["current"] = False
     if progress.state == "running":
         alive = progress.pid == 0 or process_start(progress.pid) == progress.pid_started != 0
-        if not alive or age > facts.STALE_S:
+        stuck = progress.deadline and time.time() > progress.deadline
+        if not alive or age > facts.STALE_S or stuck:
             shown["state"] = "dead"
             how = "its process is gone" if not alive else f"its heartbeat is {age:.0f} s old"
             if progress.pid == 0:
                 how = f"it never started ({age:.0f} s after its launch)"
+            elif alive and stuck:
+                how = f"{progress.config_id} is past its every bound: the walk is stuck"
             shown["reason"] = f"the runner died at config {progress.done + 1} of {progress.total}: {how}"
     return shown
 
 
+def _systemctl(*args: str) -> str:
+    done = subprocess.run(["systemctl", *args], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise OSError(f"systemctl {' '.join(args)}: {(done.stderr or done.stdout).strip()}")
+    return done.stdout
+
+
 def launch(queue_path: Path, unit: str) -> str:
-    """Start UNIT (the runner of QUEUE_PATH) unless a runner of it is alive or has walked this very
-    queue to its end: 'attached' (it runs: never a second launch of the same queue), 'done' or
-    'launched'. Raises OSError when systemd refuses."""
+    """Start UNIT (the runner of QUEUE_PATH) unless a runner of this very queue is alive or walked it to
+    its end: 'attached' (it runs: never a second launch of the same queue), 'done', 'launched', or
+    'replaced' (a runner of an earlier version of the queue was stopped: the latest queue is the one
+    walked, and it skips what was recorded). Raises OSError when systemd refuses."""
     seen = look(queue_path)
-    if seen["state"] == "running":
-        return "attached"
-    if seen["state"] == "done" and seen["current"]:
-        return "done"
+    if seen["state"] in ("running", "done") and seen["current"]:
+        return "attached" if seen["state"] == "running" else "done"
+    replaced = seen["state"] == "running"
+    # Whatever still runs (a stuck runner, an earlier queue's) stops before the stand-in below is
+    # written, so its last words cannot overwrite it.
+    _systemctl("stop", unit)
+    if _systemctl("show", "--property=NeedDaemonReload", "--value", unit).strip() == "yes":
+        _systemctl("daemon-reload")  # its unit file changed since systemd read it
     # A stand-in until the runner writes its own: a look right after the launch must not read the
     # dead runner's progress; pid 0 counts as alive until its heartbeat is STALE_S old.
-    stub = Progress(run_id=str(json.loads(queue_path.read_text())["run_id"]), queue_sha256=sha256_of(queue_path))
+    text = queue_path.read_bytes()
+    stub = Progress(run_id=str(json.loads(text)["run_id"]), queue_sha256=hashlib.sha256(text).hexdigest())
     stub.heartbeat, stub.launched_at = time.time(), now()
     _write_json(queue_path.parent / PROGRESS_NAME, asdict(stub))
-    # restart: a runner that hangs (alive, its heartbeat stale) is replaced, an ended one started again
-    started = subprocess.run(["systemctl", "restart", unit], capture_output=True, text=True, timeout=120)
-    if started.returncode != 0:
-        raise OSError(f"systemctl restart {unit}: {(started.stderr or started.stdout).strip()}")
-    return "launched"
+    try:
+        _systemctl("start", unit)
+    except OSError as err:
+        stub.state, stub.reason, stub.ended_at = "stopped", str(err), now()
+        _write_json(queue_path.parent / PROGRESS_NAME, asdict(stub))
+        raise
+    return "replaced" if replaced else "launched"
 
 
 def wait(queue_path: Path, seconds: float) -> dict:
@@ -337,7 +417,9 @@ def wait(queue_path: Path, seconds: float) -> dict:
 
 
 def _stopped(_signum: int, _frame: object) -> None:
-    # systemctl stop: end the walk through its `finally`, which stops the servers and says so
+    # systemctl stop: end the walk through its `finally`, which stops the servers and says so; a second
+    # signal is ignored from here on, so it cannot cut that cleanup short
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -346,6 +428,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run", help="walk the queue (the runner unit's command)")
     run_parser.add_argument("queue", type=Path)
+    # for a runner outside the hosts' layout (tests); the unit passes none of them
+    run_parser.add_argument("--python", default=facts.MODELZOO_PYTHON, help="runs the clients (%(default)s)")
+    run_parser.add_argument("--probe", default=facts.TFSERVING_PROBE, help="the readiness probe (%(default)s)")
+    run_parser.add_argument("--conf-dir", default=facts.TFSERVING_CONF_DIR, help="servers' files (%(default)s)")
     launch_parser = sub.add_parser("launch", help="start the queue's runner unless it runs or is done")
     launch_parser.add_argument("queue", type=Path)
     wait_parser = sub.add_parser("wait", help="look at the queue, waiting at most SECONDS for it to end")
@@ -364,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({PROGRESS_KEY: wait(args.queue, max(0.0, args.seconds))}, sort_keys=True))
         return 0
     try:
-        runner = Runner(args.queue)
+        runner = Runner(args.queue, args.python, args.probe, args.conf_dir)
     except (OSError, ValueError, KeyError) as err:
         print(f"queue: {args.queue}: {err}", file=sys.stderr)
         return 2

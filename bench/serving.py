@@ -150,10 +150,11 @@ def start_servers(servers: list[dict], conf_dir: str, probe: str, ready_timeout_
         Path(conf_dir).mkdir(parents=True, exist_ok=True)
         for server in servers:
             instance = server["instance"]
+            check_name(instance["name"], "tfserving: instance name")  # it becomes a file and a unit name
             if instance["batching_parameters"]:
                 _write(Path(batching_path(instance, conf_dir)), instance["batching_parameters"])
             _write(Path(conf_dir) / f"{instance['name']}.env", server["environment"])
-    except OSError as err:
+    except (OSError, ValueError) as err:
         return f"Write the instance environments: {err}"
     units = [SERVER_UNIT.format(s["instance"]["name"]) for s in servers]
     try:
@@ -184,7 +185,15 @@ def stop_servers(names: list[str] | None = None) -> str | None:
     """Stop the named instances (all tfserving@ units when NAMES is None) and wait until their processes
     are gone (systemctl stop returns then: SIGTERM, SIGKILL after the unit's TimeoutStopSec). None, or
     what systemctl said."""
-    units = [SERVER_UNIT.format(name) for name in names] if names is not None else [SERVER_UNIT.format("*")]
+    if names is None:
+        units = [SERVER_UNIT.format("*")]
+    else:
+        try:
+            units = [SERVER_UNIT.format(check_name(name, "tfserving: instance name")) for name in names]
+        except ValueError as err:
+            return str(err)
+    if not units:
+        return None
     try:
         stopped = subprocess.run(["systemctl", "stop", *units], capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as err:

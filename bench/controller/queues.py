@@ -30,8 +30,9 @@ def config_limit_s(config: Mapping, timeout_s: float, retries: int) -> float:
 def host_queue(configs: Sequence[Mapping], host: Mapping[str, Any]) -> dict:
     """The queue of one host. HOST: run_id, host (inventory name), numa_nodes, base_port, port_range,
     models_dir, results_dir, job_dir, metadata, served_versions, perf_input, perf_analyzer, timeout_s,
-    retries, power_source, host_fact, tfserving (the host's tfserving fact: bin, onednn), python (the
-    model zoo's launcher), user, ready_timeout_s."""
+    retries, power_source, host_fact, tfserving (the host's tfserving fact: bin, onednn), user,
+    ready_timeout_s. What the runner executes (the model zoo's launcher, the readiness probe) and where
+    it writes the servers' files are facts (bench.facts), never the queue's."""
     nodes = {int(node["id"]): node["cpus"] for node in host["numa_nodes"]}
     host_results = f"{host['results_dir']}/{host['run_id']}/{host['host']}"
 
@@ -91,10 +92,7 @@ def host_queue(configs: Sequence[Mapping], host: Mapping[str, Any]) -> dict:
         "run_id": host["run_id"],
         "host": host["host"],
         "user": host["user"],
-        "python": host["python"],
         "host_results": host_results,
-        "conf_dir": facts.TFSERVING_CONF_DIR,
-        "probe": facts.TFSERVING_PROBE,
         "ready_timeout_s": int(host["ready_timeout_s"]),
         "steps": steps,
         "limit_s": queue_limit_s(steps, int(host["ready_timeout_s"])),

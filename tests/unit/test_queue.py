@@ -88,9 +88,15 @@ def written(host: dict, configs: list[dict]) -> Path:
     return path
 
 
-def walk(path: Path) -> subprocess.CompletedProcess[str]:
+def runner_command(host: dict, path: Path) -> list[str]:
+    """The runner of PATH with the stand-ins (the unit gives no options: the facts' paths)."""
+    return [sys.executable, "-m", "bench.queue", "run", str(path), "--python", host["python"],
+            "--probe", host["probe"], "--conf-dir", str(host["tmp"] / "conf")]  # fmt: skip
+
+
+def walk(host: dict, path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bench.queue", "run", str(path)],
+        runner_command(host, path),
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
@@ -135,7 +141,7 @@ def test_a_server_that_never_becomes_ready_fails_its_config_and_the_servers_stop
     config = single_config()
     (host["tmp"] / "PROBE_SAYS").write_text("stopped before serving dlrm (UNAVAILABLE)")
     path = written(host, [config])
-    done = walk(path)
+    done = walk(host, path)
     assert done.returncode == 0, done.stderr
     meta = meta_of(host, config)
     assert meta["status"] == "failed"
@@ -150,7 +156,7 @@ def test_a_server_that_never_becomes_ready_fails_its_config_and_the_servers_stop
     assert (progress["done"], progress["total"], progress["failed"], progress["measured"]) == (1, 1, 1, 0)
     # the same queue again measures nothing and starts no server
     host["calls"].unlink()
-    assert walk(path).returncode == 0
+    assert walk(host, path).returncode == 0
     assert not any("restart" in call for call in calls(host))
     assert queue.look(path)["skipped"] == 1
 
@@ -164,7 +170,7 @@ def test_a_knob_search_chooses_its_next_config_on_the_host_and_records_why_it_st
     (recorded / "metadata.json").write_text(json.dumps({"search": search_record(120.0)}))
     (host["tmp"] / "PROBE_SAYS").write_text("no model")
     path = written(host, configs)
-    assert walk(path).returncode == 0
+    assert walk(host, path).returncode == 0
     record = json.loads((Path(host["results_dir"]) / "run-1/kunpeng-01/dlrm/knob-search-single.json").read_text())
     assert record["measured"][0]["config_id"] == start["config_id"] and len(record["measured"]) == 2
     assert record["best"] == {"config_id": start["config_id"], "capacity": 120.0}
@@ -179,22 +185,23 @@ def test_a_knob_search_chooses_its_next_config_on_the_host_and_records_why_it_st
 def test_a_runner_killed_mid_walk_is_dead_and_a_launch_starts_it_again(host: dict) -> None:
     (host["tmp"] / "PROBE_SLEEPS").write_text("30")
     path = written(host, [single_config()])
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "bench.queue", "run", str(path)], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
-    )
+    runner = subprocess.Popen(runner_command(host, path), cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     deadline = time.monotonic() + 30
     while queue.look(path).get("config_id") != single_config()["config_id"] and time.monotonic() < deadline:
         time.sleep(0.1)
     seen = queue.look(path)
     assert seen["state"] == "running" and seen["pid"] == runner.pid, seen
     assert queue.launch(path, "recbench-sweep@run-1.service") == "attached"  # never a second launch
-    assert not any(call.startswith("systemctl restart recbench-sweep") for call in calls(host))
+    assert not any("recbench-sweep" in call for call in calls(host))
     runner.send_signal(signal.SIGKILL)
     runner.wait()
     dead = queue.look(path)
     assert dead["state"] == "dead" and dead["reason"] == "the runner died at config 1 of 1: its process is gone"
     assert queue.launch(path, "recbench-sweep@run-1.service") == "launched"
-    assert calls(host)[-1] == "systemctl restart recbench-sweep@run-1.service"
+    # whatever ran is stopped before the stand-in progress is written, then the runner starts
+    launched = [call for call in calls(host) if "recbench-sweep" in call]
+    assert launched[0] == "systemctl stop recbench-sweep@run-1.service"
+    assert launched[-1] == "systemctl start recbench-sweep@run-1.service"
     # until the new runner writes its own, the launch's stand-in counts as alive ...
     assert queue.look(path)["state"] == "running"
     # ... for STALE_S: a runner that never starts is dead then
@@ -218,6 +225,12 @@ def test_a_stale_heartbeat_is_a_dead_runner_and_a_changed_queue_is_launched_agai
     (path.parent / queue.PROGRESS_NAME).write_text(json.dumps(progress.__dict__))
     stale = queue.look(path)
     assert stale["state"] == "dead" and "its heartbeat is" in stale["reason"], stale
+    # a heart that beats over a walk past every bound of its config: stuck, as dead
+    progress.heartbeat, progress.deadline, progress.config_id = time.time(), time.time() - 1, "c1"
+    (path.parent / queue.PROGRESS_NAME).write_text(json.dumps(progress.__dict__))
+    stuck = "the runner died at config 1 of 1: c1 is past its every bound: the walk is stuck"
+    assert queue.look(path)["reason"] == stuck
+    progress.deadline = 0.0
     progress.state, progress.heartbeat = "done", time.time()
     (path.parent / queue.PROGRESS_NAME).write_text(json.dumps(progress.__dict__))
     assert queue.launch(path, "u.service") == "done"
@@ -244,8 +257,64 @@ def test_a_look_at_a_running_queue_waits_at_most_its_seconds(host: dict) -> None
     assert json.loads(printed.stdout)[queue.PROGRESS_KEY]["state"] == "running"
 
 
-def test_a_queue_file_that_is_not_a_queue_is_one_line_and_exit_2(tmp_path: Path) -> None:
+def test_a_runner_walking_an_earlier_queue_is_replaced_by_the_launch_of_the_new_one(host: dict) -> None:
+    path = written(host, [single_config()])
+    queue.launch(path, "u.service")  # running (the stand-in), on this queue
+    path.write_text(path.read_text().replace('"retries": 0', '"retries": 1'))  # the definitions changed
+    assert queue.look(path)["current"] is False
+    assert queue.launch(path, "u.service") == "replaced"
+    assert queue.look(path)["current"] is True
+
+
+def test_a_stopped_runner_stops_its_servers_and_says_so(host: dict) -> None:
+    (host["tmp"] / "PROBE_SLEEPS").write_text("30")
+    path = written(host, [single_config(), single_config("dssm")])
+    runner = subprocess.Popen(runner_command(host, path), cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    deadline = time.monotonic() + 30
+    while not any(call.startswith("probe") for call in calls(host)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    runner.send_signal(signal.SIGTERM)  # systemctl stop
+    assert runner.wait(timeout=60) == 1
+    stopped = queue.look(path)
+    assert stopped["state"] == "stopped" and stopped["reason"] == "stopped by a signal", stopped
+    assert stopped["done"] == 0  # the config it was in is not counted: its points are not recorded
+    assert calls(host)[-1] == f"systemctl stop {facts.SERVER_UNIT.format('*')}"
+
+
+def test_clients_that_hang_are_killed_and_their_points_recorded_failed(host: dict) -> None:
+    python = Path(host["python"])
+    # a stand-in launcher whose bench.sweep hangs, unless the job says the servers failed
+    python.write_text(
+        f'#!/bin/sh\ngrep -q server_error "$3" || exec sleep 300\nPYTHONPATH={REPO} exec {sys.executable} "$@"\n'
+    )
+    config = single_config()
+    path = written(host, [config])
+    built = json.loads(path.read_text())
+    built["steps"][0]["limit_s"] = 2
+    path.write_text(json.dumps(built))
+    started = time.monotonic()
+    assert walk(host, path).returncode == 0
+    assert time.monotonic() - started < 60
+    meta = meta_of(host, config)
+    assert meta["status"] == "failed" and meta["server_error"] == "the clients did not finish within 2 s"
+    assert subprocess.run(["pgrep", "-f", "exec sleep 300|^sleep 300"], capture_output=True).returncode == 1
+
+
+def test_a_step_that_breaks_costs_only_itself(host: dict) -> None:
+    first, second = single_config(), single_config("dssm")
+    path = written(host, [first, second])
+    built = json.loads(path.read_text())
+    built["steps"][0]["job"]["instances"] = "not a list of instances"
+    path.write_text(json.dumps(built))
+    (host["tmp"] / "PROBE_SAYS").write_text("no model")
+    assert walk(host, path).returncode == 0
+    progress = queue.look(path)
+    assert progress["state"] == "done" and progress["errors"][0].startswith(f"{first['config_id']}: TypeError")
+    assert meta_of(host, second)["status"] == "failed"  # the next config was walked
+
+
+def test_a_queue_file_that_is_not_a_queue_is_one_line_and_exit_2(host: dict, tmp_path: Path) -> None:
     bad = tmp_path / "queue.json"
     bad.write_text("{not json")
-    done = walk(bad)
+    done = walk(host, bad)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and done.stderr.startswith(f"queue: {bad}: ")
