@@ -28,6 +28,9 @@ BASE_DIR = "/opt/recbench"
 RESULTS_ROOT = f"{BASE_DIR}/results"
 MODELS_DIR = f"{BASE_DIR}/models"
 WORK_DIR = f"{BASE_DIR}/work"
+# The sweep queue's runner runs as root: its queue, progress and job files live where only root writes
+# (outside BASE_DIR, which the service account owns and could rearrange).
+SWEEP_STATE_DIR = "/var/lib/recbench/sweep"
 DATA_DIR = f"{BASE_DIR}/data"
 ARTIFACTS_DIR = f"{BASE_DIR}/artifacts"  # files from the controller's artifact store, sha256-checked
 WHEELHOUSE_DIR = f"{BASE_DIR}/wheelhouse"  # wheelhouses from the artifact store, unpacked once per content
@@ -93,6 +96,7 @@ FACTS: dict[str, Any] = {
     "results_root": RESULTS_ROOT,
     "models_dir": MODELS_DIR,
     "work_dir": WORK_DIR,
+    "sweep_state_dir": SWEEP_STATE_DIR,
     "data_dir": DATA_DIR,
     "artifacts_dir": ARTIFACTS_DIR,
     "wheelhouse_dir": WHEELHOUSE_DIR,

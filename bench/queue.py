@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench import facts
+from bench.facts import check_name
 from bench.knobsearch import plan, record, recorded_capacity
 from bench.layout import META_NAME, knob_search_record_path, now
 from bench.serving import start_servers, stop_servers
@@ -255,9 +256,9 @@ class Runner:
             self.progress.deadline = time.time() + float(step["limit_s"]) + 2 * ready_s + 600
         shutil.rmtree(self.measuring, ignore_errors=True)
         self.measuring.mkdir(exist_ok=True)
-        os.chown(self.measuring, self.account.pw_uid, self.account.pw_gid)  # root's own new directory
+        os.chown(self.measuring, self.account.pw_uid, self.account.pw_gid, follow_symlinks=False)
         job["progress_dir"] = str(self.measuring)
-        job_file = self.work / f"sweep-{step['config_id']}.json"
+        job_file = self.work / f"sweep-{check_name(step['config_id'], 'queue: config_id')}.json"
         try:
             error = start_servers(step["servers"], self.conf_dir, self.probe, ready_s)
             if error:

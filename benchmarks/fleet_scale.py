@@ -68,7 +68,7 @@ def busiest_runner(fleet: Fleet, run_id: str) -> tuple[str, float]:
     busy = {}
     for host in fleet.hosts():
         text = subprocess.run(
-            ["podman", "exec", host.container, "cat", f"{facts.WORK_DIR}/{run_id}/progress.json"],
+            ["podman", "exec", host.container, "cat", f"{facts.SWEEP_STATE_DIR}/{run_id}/progress.json"],
             capture_output=True, text=True, check=False,
         ).stdout  # fmt: skip
         progress = json.loads(text) if text.strip() else {}

@@ -69,7 +69,7 @@ def recorded_on(container: str) -> dict[str, str]:
 
 def progress_on(container: str) -> dict:
     """The host's sweep queue progress (bench.queue), {} before its runner wrote one."""
-    text = podman("exec", container, "cat", f"{facts.WORK_DIR}/{RUN_ID}/progress.json", check=False)
+    text = podman("exec", container, "cat", f"{facts.SWEEP_STATE_DIR}/{RUN_ID}/progress.json", check=False)
     try:
         return json.loads(text)
     except ValueError:

@@ -22,7 +22,7 @@ PLAY = """
   strategy: ansible.builtin.free
   tasks:
     - name: Work on b only
-      ansible.builtin.command: sleep 2
+      ansible.builtin.command: sleep 5
       changed_when: false
       when: inventory_hostname == 'b'
     - name: Look at the queue of c
