@@ -81,6 +81,9 @@ SWEEP_UNIT = "recbench-sweep@{}.service"
 HEARTBEAT_S = 5
 STALE_S = 30
 SWEEP_POLL_S = 30
+# The key of what a look at a host's queue prints (bench.queue), read by the sweep role and the
+# recbench_hosts callback.
+SWEEP_PROGRESS_KEY = "recbench_progress"
 
 # Host-side timeouts (seconds) and retries, the defaults of the roles that run them.
 CLIENT_TIMEOUT_S = 600  # one perf_analyzer attempt
@@ -139,6 +142,7 @@ FACTS: dict[str, Any] = {
     "heartbeat_s": HEARTBEAT_S,
     "stale_s": STALE_S,
     "sweep_poll_s": SWEEP_POLL_S,
+    "sweep_progress_key": SWEEP_PROGRESS_KEY,
 }
 
 

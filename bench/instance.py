@@ -5,7 +5,7 @@ attempt, what its output says, and the published result. Standard library only: 
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
 import subprocess
 import threading
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.evidence import Reading, Watch, evidence, watch_for
 from bench.hostfact import read_host_fact
-from bench.layout import instance_metadata, publish_instance, read_rows
+from bench.layout import instance_metadata, publish_instance, read_rows, write_atomically
 from bench.records import Evidence
 
 # perf_analyzer's output: the requests of a level's stable windows, one line per window (with -v), and
@@ -161,13 +161,8 @@ def note_progress(job: dict, instance: dict, what: str) -> None:
     progress is no reason to lose a measurement."""
     if not job.get("progress_dir"):
         return
-    path = Path(job["progress_dir"]) / str(instance["name"])
-    try:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(what)
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        write_atomically(Path(job["progress_dir"]) / str(instance["name"]), what)
 
 
 def run_attempt(

@@ -58,14 +58,22 @@ def is_staging(path: Path) -> bool:
     return path.name.startswith(STAGING_PREFIX)
 
 
-def write_record(path: Path, record: Record) -> None:
-    """Atomically: a reader sees the old file or the new one, never half of one. A record built in code
-    is checked as a reader will check it before it is written (RecordError names the field)."""
-    text = type(record).from_json(record.to_json()).to_text()
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_atomically(path: Path, text: str, mode: int | None = None) -> None:
+    """TEXT into PATH so that a reader sees the old file or the new one, never half of one (MODE: its
+    permissions, else the umask's)."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
+    if mode is not None:
+        tmp.chmod(mode)
     os.replace(tmp, path)
+
+
+def write_record(path: Path, record: Record) -> None:
+    """Atomically (write_atomically). A record built in code is checked as a reader will check it
+    before it is written (RecordError names the field)."""
+    text = type(record).from_json(record.to_json()).to_text()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, text)
 
 
 # The first column of perf_analyzer's CSV: the level's concurrency, or its request rate (an open loop).

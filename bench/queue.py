@@ -43,15 +43,15 @@ from pathlib import Path
 from bench import facts
 from bench.facts import check_name
 from bench.knobsearch import plan, record, recorded_capacity
-from bench.layout import META_NAME, knob_search_record_path, now
+from bench.layout import META_NAME, knob_search_record_path, now, write_atomically
 from bench.serving import start_servers, stop_servers
 
 PROGRESS_NAME = "progress.json"
 PROGRESS_DIR = "measuring"  # one file per instance of the config being measured (bench.instance)
-STATES = ("none", "running", "done", "stopped", "dead")
-ENDED = ("done", "stopped", "dead")  # a queue with no progress yet is waited for: its runner starts
-# What a look prints: one JSON object under this key (the recbench_hosts callback shows it).
-PROGRESS_KEY = "recbench_progress"
+# A queue is none (no progress yet: waited for, its runner starts), running, or ended: done, stopped or
+# dead. What a look prints is one JSON object under facts.SWEEP_PROGRESS_KEY (the sweep role reads its
+# `ended`, the recbench_hosts callback shows it).
+ENDED = ("done", "stopped", "dead")
 
 
 @dataclass
@@ -89,17 +89,14 @@ def sha256_of(path: Path) -> str:
 def process_start(pid: int) -> int:
     """A process's start time in clock ticks since boot, or 0 when it is gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return 0
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    return int(fields.rsplit(")", 1)[1].split()[19])
 
 
 def _write_json(path: Path, value: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, sort_keys=True) + "\n")
-    tmp.chmod(0o644)
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(value, sort_keys=True) + "\n", 0o644)
 
 
 def read_progress(path: Path) -> Progress | None:
@@ -127,14 +124,15 @@ def read_limited(path: Path, limit: int = 200) -> str | None:
 # Writes a file as the sweep's account (argv: path; stdin: text), atomically, its directories made as
 # that account: root never writes into a directory the account owns (a planted symlink would redirect it).
 WRITE_AS_ACCOUNT = (
-    "import os, sys\n"
-    "path = sys.argv[1]\n"
-    "os.makedirs(os.path.dirname(path), exist_ok=True)\n"
-    "tmp = os.path.join(os.path.dirname(path), '.' + os.path.basename(path) + '.tmp')\n"
-    "with open(tmp, 'w') as out:\n"
-    "    out.write(sys.stdin.read())\n"
-    "os.replace(tmp, path)\n"
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from bench.layout import write_atomically\n"
+    "path = Path(sys.argv[1])\n"
+    "path.parent.mkdir(parents=True, exist_ok=True)\n"
+    "write_atomically(path, sys.stdin.read())\n"
 )
+# where bench is, for that child (it runs with the account's environment, not the runner's)
+BENCH_ROOT = str(Path(__file__).resolve().parents[1])
 
 
 class Runner:
@@ -203,7 +201,8 @@ class Runner:
     def write_as_account(self, path: Path, text: str) -> None:
         done = subprocess.run(
             [sys.executable, "-c", WRITE_AS_ACCOUNT, str(path)],
-            input=text, text=True, capture_output=True, timeout=60, env=self._env(), cwd="/", **self._as_account(),
+            input=text, text=True, capture_output=True, timeout=60, cwd="/", **self._as_account(),
+            env={**self._env(), "PYTHONPATH": BENCH_ROOT, "PYTHONDONTWRITEBYTECODE": "1"},
         )  # fmt: skip
         if done.returncode != 0:
             raise OSError(f"{path}: {done.stderr.strip().splitlines()[-1:] or done.returncode}")
@@ -344,12 +343,12 @@ class Runner:
 
 
 def look(queue_path: Path) -> dict:
-    """The queue's state as the controller sees it: its progress, and `state` one of STATES (dead: the
-    runner's heartbeat is older than STALE_S or its process is gone), `current` whether it ran the queue
-    file as it is now, and the heartbeat's age."""
+    """The queue's state as the controller sees it: its progress, and `state` (dead: the runner's
+    heartbeat is older than STALE_S, its process is gone or its walk is stuck), `ended` whether that
+    state is one of ENDED, `current` whether it ran the queue file as it is now, and the heartbeat's age."""
     progress = read_progress(queue_path.parent / PROGRESS_NAME)
     if progress is None:
-        return {"state": "none", "current": False}
+        return {"state": "none", "current": False, "ended": False}
     shown = asdict(progress)
     age = max(0.0, time.time() - progress.heartbeat)
     shown["heartbeat_age_s"] = round(age, 1)
@@ -368,6 +367,7 @@ def look(queue_path: Path) -> dict:
             elif alive and stuck:
                 how = f"{progress.config_id} is past its every bound: the walk is stuck"
             shown["reason"] = f"the runner died at config {progress.done + 1} of {progress.total}: {how}"
+    shown["ended"] = shown["state"] in ENDED
     return shown
 
 
@@ -412,7 +412,7 @@ def wait(queue_path: Path, seconds: float) -> dict:
     deadline = time.monotonic() + seconds
     while True:
         seen = look(queue_path)
-        if seen["state"] in ENDED or time.monotonic() >= deadline:
+        if seen["ended"] or time.monotonic() >= deadline:
             return seen
         time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
@@ -448,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     if args.command == "wait":
-        print(json.dumps({PROGRESS_KEY: wait(args.queue, max(0.0, args.seconds))}, sort_keys=True))
+        print(json.dumps({facts.SWEEP_PROGRESS_KEY: wait(args.queue, max(0.0, args.seconds))}, sort_keys=True))
         return 0
     try:
         runner = Runner(args.queue, args.python, args.probe, args.conf_dir)

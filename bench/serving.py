@@ -11,13 +11,13 @@ written. Standard library only: it runs on the benchmark hosts.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from bench.facts import SERVER_UNIT, check_name, check_port, port_of
+from bench.layout import write_atomically
 
 CPULIST = re.compile(r"[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -131,13 +131,6 @@ def environment(instance: dict, node_cpus: str, server_bin: str, conf_dir: str, 
 # On the host (as root: systemctl reaches systemd through its private socket, no D-Bus needed).
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.chmod(0o644)
-    os.replace(tmp, path)
-
-
 def _said(proc: subprocess.CompletedProcess) -> str:
     return (proc.stderr or proc.stdout or f"exit code {proc.returncode}").strip()
 
@@ -152,8 +145,8 @@ def start_servers(servers: list[dict], conf_dir: str, probe: str, ready_timeout_
             instance = server["instance"]
             check_name(instance["name"], "tfserving: instance name")  # it becomes a file and a unit name
             if instance["batching_parameters"]:
-                _write(Path(batching_path(instance, conf_dir)), instance["batching_parameters"])
-            _write(Path(conf_dir) / f"{instance['name']}.env", server["environment"])
+                write_atomically(Path(batching_path(instance, conf_dir)), instance["batching_parameters"], 0o644)
+            write_atomically(Path(conf_dir) / f"{instance['name']}.env", server["environment"], 0o644)
     except (OSError, ValueError) as err:
         return f"Write the instance environments: {err}"
     units = [SERVER_UNIT.format(s["instance"]["name"]) for s in servers]

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 
 from ansible.plugins.callback import CallbackBase
 
+from bench import facts  # the controller's virtualenv has recbench installed (scripts/bootstrap.sh)
+
 DOCUMENTATION = """
 name: recbench_hosts
 type: aggregate
@@ -37,8 +39,7 @@ HOST_KEY_LINE = re.compile(
 )
 
 
-# What a look at a host's sweep queue prints (bench.queue.PROGRESS_KEY: plugins do not import bench).
-PROGRESS_KEY = "recbench_progress"
+PROGRESS_KEY = facts.SWEEP_PROGRESS_KEY  # what a look at a host's sweep queue prints (bench.queue)
 BAR_WIDTH = 20
 
 

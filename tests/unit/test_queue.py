@@ -213,7 +213,7 @@ def test_a_runner_killed_mid_walk_is_dead_and_a_launch_starts_it_again(host: dic
 
 def test_a_stale_heartbeat_is_a_dead_runner_and_a_changed_queue_is_launched_again(host: dict) -> None:
     path = written(host, [single_config()])
-    assert queue.look(path) == {"state": "none", "current": False}
+    assert queue.look(path) == {"state": "none", "current": False, "ended": False}
     progress = queue.Progress(
         run_id="run-1",
         queue_sha256=queue.sha256_of(path),
@@ -254,7 +254,7 @@ def test_a_look_at_a_running_queue_waits_at_most_its_seconds(host: dict) -> None
         text=True,
         check=True,
     )
-    assert json.loads(printed.stdout)[queue.PROGRESS_KEY]["state"] == "running"
+    assert json.loads(printed.stdout)[facts.SWEEP_PROGRESS_KEY]["state"] == "running"
 
 
 def test_a_runner_walking_an_earlier_queue_is_replaced_by_the_launch_of_the_new_one(host: dict) -> None:
