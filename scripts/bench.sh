@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job. Without RECBENCH_INVENTORY it runs against a local simulated fleet of
-# RECBENCH_FLEET_HOSTS hosts (default 2), brought up first; with it, against that inventory.
+# RECBENCH_FLEET_HOSTS hosts (default 2; RECBENCH_FLEET_VM=K: virtual machines of K NUMA nodes),
+# brought up first; with it, against that inventory.
 # Extra arguments go to ansible-playbook (for example `-l kunpeng` or `--tags sweep`).
 # RECBENCH_RUN_ID resumes a run (default: a new one, named by the UTC time); results come home to
 # RECBENCH_RESULTS (default results/), and the run ends with the best throughput per model.
@@ -17,7 +18,10 @@ results=${RECBENCH_RESULTS:-$PWD/results}
 run_id=${RECBENCH_RUN_ID:-$(python -m bench.facts run-id)}
 sizes=()
 if [ -z "$inventory" ]; then
-  python -m sim.fleet up "${RECBENCH_FLEET_HOSTS:-2}"
+  # RECBENCH_FLEET_VM=K: the hosts are virtual machines with K NUMA nodes each (slow: TCG).
+  vm=()
+  [ -n "${RECBENCH_FLEET_VM:-}" ] && vm=(--vm --numa "$RECBENCH_FLEET_VM")
+  python -m sim.fleet up "${RECBENCH_FLEET_HOSTS:-2}" "${vm[@]}"
   inventory=.fleet/inventory.yml
   arch=$(uname -m)
   ansible-playbook playbooks/artifacts.yml -e "artifact_store_dir=$store" -e "{\"artifact_store_arches\": [\"$arch\"]}"

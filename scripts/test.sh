@@ -83,11 +83,12 @@ stage "molecule"
 python -m sim.fleet.molecule_all --lanes 2 --logs logs/molecule
 
 # Two pytest processes side by side: the benched fleet (pipeline and serving share it) and the small
-# fleets. Their hosts share names, so the second keeps its own Ansible fact cache.
+# fleets (two VMs with NUMA nodes among them). Their hosts share names, so the second keeps its own
+# Ansible fact cache.
 stage "fleet tests: small fleets started in the background (logs/fleet-small.log)"
 ANSIBLE_CACHE_PLUGIN_CONNECTION="$PWD/.ansible/facts-small" \
   run_pytest -m fleet -v --durations=10 tests/fleet_tests/test_fleet.py tests/fleet_tests/test_pull.py \
-  tests/fleet_tests/test_host_keys.py \
+  tests/fleet_tests/test_host_keys.py tests/fleet_tests/test_vm.py \
   >logs/fleet-small.log 2>&1 &
 small=$!
 stage "fleet tests: the benched fleet"

@@ -37,7 +37,8 @@ LOGIN_USER = "ansible"
 DEBIAN_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 
 SEED_SCRIPT = f"""#!/bin/sh
-# Installs this host's own SSH host keys and the controller's login key from the seed directory.
+# Installs this host's own SSH host keys and the controller's login key from the seed directory, and
+# on a virtual machine its fleet network address (podman gives a container its /etc/hosts and address).
 set -eu
 seed={SEED_DIR}
 for key in "$seed"/ssh_host_*_key; do
@@ -46,11 +47,15 @@ for key in "$seed"/ssh_host_*_key; do
 done
 install -d -m 0700 -o {LOGIN_USER} -g {LOGIN_USER} /home/{LOGIN_USER}/.ssh
 install -m 0600 -o {LOGIN_USER} -g {LOGIN_USER} "$seed/authorized_keys" /home/{LOGIN_USER}/.ssh/authorized_keys
+if [ -d "$seed/network" ]; then
+  install -m 0644 -o root -g root "$seed"/network/*.network /etc/systemd/network/
+fi
+grep -qw "$(hostname)" /etc/hosts || echo "127.0.1.1 $(hostname)" >> /etc/hosts
 """
 
 SEED_UNIT = f"""[Unit]
 Description=Install this fleet host's own SSH keys
-Before=ssh.service
+Before=ssh.service systemd-networkd.service
 ConditionPathExists={SEED_DIR}/authorized_keys
 
 [Service]
@@ -77,8 +82,13 @@ def packages(arch: str) -> list[str]:
     """What debootstrap installs: the base, plus host_prep's packages on an emulated image."""
     if arch == _machine_arch():
         return PACKAGES
+    return with_host_prep_packages(PACKAGES)
+
+
+def with_host_prep_packages(base: list[str]) -> list[str]:
+    """BASE, then host_prep's Debian packages that are not in it (the role finds them installed)."""
     listed = yaml.safe_load(HOST_PREP_PACKAGES.read_text())["__host_prep_packages"]
-    return PACKAGES + [p for p in listed if p not in PACKAGES]
+    return base + [p for p in listed if p not in base]
 
 
 def recipe_hash(arch: str) -> str:
@@ -107,8 +117,8 @@ def ensure_image(arch: str, log: Callable[[str], None] = print) -> str:
     log(f"building host image {name} with debootstrap (one to three minutes)")
     with tempfile.TemporaryDirectory(prefix="recbench-rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs"
-        _debootstrap(rootfs, DEBIAN_ARCH[arch], packages(arch))
-        _customise(rootfs)
+        debootstrap(rootfs, DEBIAN_ARCH[arch], packages(arch))
+        customise(rootfs)
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
         assert tar.stdout is not None
         podman(
@@ -133,7 +143,8 @@ def _machine_arch() -> str:
     return platform.machine()
 
 
-def _debootstrap(rootfs: Path, debian_arch: str, included: list[str]) -> None:
+def debootstrap(rootfs: Path, debian_arch: str, included: list[str]) -> None:
+    """A minimal Debian of DEBIAN_ARCH in ROOTFS with INCLUDED packages; one line of error on failure."""
     cmd = [
         "debootstrap",
         "--variant=minbase",
@@ -150,7 +161,8 @@ def _debootstrap(rootfs: Path, debian_arch: str, included: list[str]) -> None:
         raise RuntimeError(f"debootstrap for {debian_arch} failed (exit {proc.returncode})")
 
 
-def _customise(rootfs: Path) -> None:
+def customise(rootfs: Path) -> None:
+    """What every fleet host image has: the login account, sudo, the seed unit, key-only sshd, no host keys."""
     for key in (rootfs / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
     if HOST_CA_BUNDLE.exists():
@@ -161,19 +173,19 @@ def _customise(rootfs: Path) -> None:
         ["chroot", str(rootfs), "useradd", "--create-home", "--shell", "/bin/bash", "--groups", "sudo", LOGIN_USER],
         check=True,
     )
-    _write(rootfs / f"etc/sudoers.d/{LOGIN_USER}", f"{LOGIN_USER} ALL=(ALL) NOPASSWD: ALL\n", 0o440)
-    _write(rootfs / "usr/local/sbin/fleet-seed", SEED_SCRIPT, 0o755)
-    _write(rootfs / "etc/systemd/system/fleet-seed.service", SEED_UNIT, 0o644)
+    write_file(rootfs / f"etc/sudoers.d/{LOGIN_USER}", f"{LOGIN_USER} ALL=(ALL) NOPASSWD: ALL\n", 0o440)
+    write_file(rootfs / "usr/local/sbin/fleet-seed", SEED_SCRIPT, 0o755)
+    write_file(rootfs / "etc/systemd/system/fleet-seed.service", SEED_UNIT, 0o644)
     wants = rootfs / "etc/systemd/system/multi-user.target.wants"
     wants.mkdir(parents=True, exist_ok=True)
     (wants / "fleet-seed.service").symlink_to("/etc/systemd/system/fleet-seed.service")
-    _write(rootfs / "etc/ssh/sshd_config.d/fleet.conf", SSHD_CONFIG, 0o644)
+    write_file(rootfs / "etc/ssh/sshd_config.d/fleet.conf", SSHD_CONFIG, 0o644)
     (rootfs / SEED_DIR.lstrip("/")).mkdir(parents=True, exist_ok=True)
     # apt caches from debootstrap only make the image bigger.
     shutil.rmtree(rootfs / "var/cache/apt/archives", ignore_errors=True)
 
 
-def _write(path: Path, text: str, mode: int) -> None:
+def write_file(path: Path, text: str, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     path.chmod(mode)

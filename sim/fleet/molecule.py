@@ -8,7 +8,10 @@ with pipelining through a persistent master costs a fraction of that, and is how
 real hosts. Host keys stay checked: each host's key is pinned in the fleet's known_hosts, which
 molecule/config.yml hands to ssh. Run from Molecule's create and destroy playbooks
 (molecule/shared/), which export the MOLECULE_* variables read here. A platform with
-`arch: aarch64` is an emulated aarch64 host.
+`arch: aarch64` is an emulated aarch64 host; one with `vm: K` is a virtual machine with K NUMA nodes
+(sim/fleet/vm.py), and RECBENCH_MOLECULE_VM=K makes every platform one:
+
+    RECBENCH_MOLECULE_VM=2 molecule test -s tfserving
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ import yaml
 
 from sim.fleet.fleet import LOGIN_USER, LOOPBACK, Fleet, FleetError
 from sim.fleet.podman import PodmanError
+from sim.fleet.vm import VmShape
+
+VM_VARIABLE = "RECBENCH_MOLECULE_VM"
 
 
 def scenario_fleet() -> Fleet:
@@ -31,13 +37,27 @@ def scenario_fleet() -> Fleet:
     return Fleet(ephemeral / "fleet", name=f"mol-{os.environ['MOLECULE_SCENARIO_NAME']}")
 
 
+def emulated(entry: dict) -> bool:
+    return entry.get("arch", platform.machine()) != platform.machine()
+
+
+def vm_nodes(entry: dict) -> int:
+    """The platform's NUMA nodes if it is a virtual machine (`vm: K`, or RECBENCH_MOLECULE_VM=K), else 0."""
+    value = entry.get("vm", os.environ.get(VM_VARIABLE) or 0)
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{entry.get('name')}: vm must be a number of NUMA nodes, not {value!r}") from None
+
+
 def instance_config(platforms: list[dict], fleet: Fleet) -> list[dict]:
-    """Molecule's instance config: each platform paired with a fleet host of its architecture."""
-    native = iter(h for h in sorted(fleet.hosts(), key=lambda h: h.name) if not h.emulated)
-    emulated = iter(h for h in sorted(fleet.hosts(), key=lambda h: h.name) if h.emulated)
+    """Molecule's instance config: each platform paired with a fleet host of its architecture and kind."""
+    pools: dict[tuple[bool, bool], list] = {}
+    for host in sorted(fleet.hosts(), key=lambda h: h.name):
+        pools.setdefault((host.emulated, host.vm), []).append(host)
     config = []
     for entry in platforms:
-        host = next(emulated if entry.get("arch", platform.machine()) != platform.machine() else native)
+        host = pools[(emulated(entry), vm_nodes(entry) > 0)].pop(0)
         config.append(
             {
                 "instance": entry["name"],
@@ -53,15 +73,25 @@ def instance_config(platforms: list[dict], fleet: Fleet) -> list[dict]:
 
 
 def create(platforms: list[dict]) -> None:
-    machine = platform.machine()
-    emulated = sum(1 for p in platforms if p.get("arch", machine) != machine)
     fleet = scenario_fleet()
-    fleet.up(len(platforms) - emulated, group="molecule", aarch64=emulated, log=lambda line: print(line, flush=True))
+    containers = [p for p in platforms if not vm_nodes(p)]
+    vms = [p for p in platforms if vm_nodes(p)]
+    shapes = {vm_nodes(p) for p in vms}
+    if len(shapes) > 1:
+        raise ValueError(f"one VM shape per scenario: its platforms ask for {sorted(shapes)} NUMA nodes")
+    for group, shape in [(containers, None), (vms, VmShape(numa=shapes.pop()) if shapes else None)]:
+        if group:
+            arm = sum(1 for p in group if emulated(p))
+            fleet.up(len(group) - arm, group="molecule", aarch64=arm, vm=shape, log=_say)
     write_instance_config(instance_config(platforms, fleet))
 
 
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
 def destroy() -> None:
-    scenario_fleet().down(log=lambda line: print(line, flush=True))
+    scenario_fleet().down(log=_say)
     write_instance_config([])
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from bench.facts import RESULTS_ROOT
 from sim.fleet.fleet import Fleet
+from sim.fleet.vm import VmShape
 from tests.conftest import run
 from tests.results_tree import place
 
@@ -35,6 +36,22 @@ def arm_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     fleet = Fleet(tmp_path_factory.mktemp("armfleet"), name="pytest-arm")
     fleet.down(log=lambda _: None)
     fleet.up(0, group="kunpeng", aarch64=1)
+    yield fleet
+    fleet.down(log=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def vm_shape() -> VmShape:
+    """Two NUMA nodes of one CPU and 384 MiB each: enough for the probes, cheap under TCG."""
+    return VmShape(numa=2, memory_mb=768)
+
+
+@pytest.fixture(scope="module")
+def vm_fleet(tmp_path_factory: pytest.TempPathFactory, vm_shape: VmShape) -> Iterator[Fleet]:
+    """Two virtual machines of VM_SHAPE on the fleet LAN, torn down after the module."""
+    fleet = Fleet(tmp_path_factory.mktemp("vmfleet"), name="pytest-vm")
+    fleet.down(log=lambda _: None)
+    fleet.up(2, vm=vm_shape, log=lambda _: None)
     yield fleet
     fleet.down(log=lambda _: None)
 

@@ -104,7 +104,7 @@ def test_status_notices_a_stopped_host_and_up_brings_it_back(fleet: Fleet) -> No
     victim = fleet.hosts()[0]
     podman("stop", "--time", "2", victim.container)
     rows = {row["host"]: row for row in fleet.status()}
-    assert rows[victim.name]["container"] == "exited"
+    assert rows[victim.name]["state"] == "exited"
     assert rows[victim.name]["ssh"] == "unreachable"
     fleet.up(2, group="kunpeng", log=lambda _: None)
     assert all(row["ssh"] == "ok" for row in fleet.status())

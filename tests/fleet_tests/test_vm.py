@@ -1,0 +1,109 @@
+"""Fleet hosts that are virtual machines: their own kernels, two NUMA nodes, a LAN between them.
+
+What a container host cannot show: numactl binding memory to a node for real, the firewall loaded
+into a kernel of the host's own and refusing another host's connection, two nodes in the host fact.
+Two VMs of two nodes each boot under TCG (about a minute), side by side with the benched fleet.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sim.fleet.fleet import Fleet, FleetHost
+from sim.fleet.vm import bridge_name, tap_name
+from tests.conftest import run
+
+pytestmark = pytest.mark.fleet
+
+
+def on(fleet: Fleet, host: FleetHost, command: str, timeout: float = 120) -> str:
+    proc = subprocess.run(fleet.ssh_command(host, command), capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, (host.name, command, proc.stderr[-1500:])
+    return proc.stdout
+
+
+def local_fact(fleet: Fleet, host: FleetHost, name: str) -> dict:
+    """A local fact as Ansible reads it: an executable fact's output, or the file's JSON."""
+    path = f"/etc/ansible/facts.d/{name}.fact"
+    return json.loads(on(fleet, host, f"if [ -x {path} ]; then {path}; else cat {path}; fi"))
+
+
+def test_each_vm_boots_its_own_kernel_with_two_numa_nodes(vm_fleet: Fleet) -> None:
+    rows = vm_fleet.status()
+    assert [(r["kind"], r["state"], r["numa"], r["ssh"]) for r in rows] == [("vm", "running", "2", "ok")] * 2
+    assert {r["accel"] for r in rows} <= {"kvm", "tcg"}
+    assert [r["lan"] for r in rows] == ["10.89.0.11", "10.89.0.12"]
+    here = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    for host in vm_fleet.hosts():
+        assert on(vm_fleet, host, "cat /proc/sys/kernel/random/boot_id").strip() != here
+        assert "available: 2 nodes (0-1)" in on(vm_fleet, host, "numactl --hardware")
+        assert on(vm_fleet, host, "cat /sys/devices/system/node/node1/cpulist").strip() == "1"
+
+
+def test_host_prep_records_both_nodes_in_the_host_fact(vm_fleet: Fleet) -> None:
+    done = run(["ansible-playbook", "-i", str(vm_fleet.inventory), "playbooks/site.yml", "--tags", "host_prep"])
+    assert done.returncode == 0, done.stdout[-3000:]
+    for host in vm_fleet.hosts():
+        fact = local_fact(vm_fleet, host, "recbench_host")
+        assert [(n["id"], n["cpus"], n["cpu_count"]) for n in fact["numa_nodes"]] == [(0, "0", 1), (1, "1", 1)]
+        assert fact["sockets"] == 2 and all(n["memory_mb"] > 200 for n in fact["numa_nodes"])
+
+
+def test_memory_bound_by_numactl_lands_on_its_node(vm_fleet: Fleet) -> None:
+    host = vm_fleet.hosts()[0]
+    # 64 MiB touched under --membind=1: the kernel's policy puts its pages on node 1 (numa_maps N1=).
+    script = "b = bytearray(64 << 20); print(open('/proc/self/numa_maps').read())"
+    maps = on(vm_fleet, host, f'numactl --membind=1 --physcpubind=1 python3 -c "{script}"')
+    pages = {node: 0 for node in ("0", "1")}
+    for node, count in re.findall(r"\bN(\d)=(\d+)", maps):
+        pages[node] += int(count)
+    assert pages["1"] >= 16384 and pages["0"] < pages["1"] // 10, pages  # 16384 pages of 4 KiB = 64 MiB
+
+
+def test_the_numa_probe_binds_memory_and_the_firewall_refuses_another_host(vm_fleet: Fleet) -> None:
+    probes = run(
+        ["ansible-playbook", "-i", str(vm_fleet.inventory), "tests/fleet_tests/playbooks/host_probes.yml"], timeout=900
+    )
+    assert probes.returncode == 0, probes.stdout[-3000:]
+    server, other = vm_fleet.hosts()
+    numa = local_fact(vm_fleet, server, "recbench_numa")
+    assert (numa["memory_bound"], numa["binding"]) == (True, "numactl --membind --physcpubind"), numa
+    firewall = local_fact(vm_fleet, server, "recbench_firewall")
+    assert firewall["enforced"] is True, firewall
+    # A listener on a serving port: this host reaches it, the other host is refused, its sshd is not.
+    on(vm_fleet, server, "sudo systemd-run --unit=probe-8500 python3 -m http.server --bind 0.0.0.0 8500")
+    probe = "timeout 5 bash -c 'echo > /dev/tcp/{}/{}' 2>/dev/null && echo open || echo closed"
+    assert on(vm_fleet, server, "sleep 3; " + probe.format("127.0.0.1", 8500)).strip() == "open"
+    assert on(vm_fleet, other, probe.format(server.lan_address, 8500)).strip() == "closed"
+    assert on(vm_fleet, other, probe.format(server.lan_address, 22)).strip() == "open"
+    on(vm_fleet, server, "sudo systemctl stop probe-8500")
+
+
+def test_status_notices_a_stopped_vm_and_up_boots_it_again(vm_fleet: Fleet, vm_shape) -> None:
+    victim = vm_fleet.hosts()[1]
+    pid = (vm_fleet.host_dir(victim) / "qemu.pid").read_text().strip()
+    subprocess.run(["kill", pid], check=True)
+    rows = {row["host"]: row for row in vm_fleet.status()}
+    assert (rows[victim.name]["state"], rows[victim.name]["ssh"]) == ("stopped", "unreachable")
+    vm_fleet.up(2, vm=vm_shape, log=lambda _: None)
+    assert all(row["ssh"] == "ok" for row in vm_fleet.status())
+    # Same disk, same host key: what host_prep wrote is still there, and the old pin still holds.
+    assert local_fact(vm_fleet, vm_fleet.hosts()[1], "recbench_host")["numa_node_count"] == 2
+
+
+def test_cli_status_says_vm_and_down_removes_the_machines_and_their_lan(vm_fleet: Fleet) -> None:
+    base = ["python", "-m", "sim.fleet", "--dir", str(vm_fleet.state_dir), "--name", vm_fleet.name]
+    status = run([*base, "status"])
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.count("kind=vm") == 2 and "numa=2" in status.stdout
+    pids = [(vm_fleet.host_dir(h) / "qemu.pid").read_text().strip() for h in vm_fleet.hosts()]
+    assert run([*base, "down"]).returncode == 0
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+    assert not vm_fleet.state_dir.exists()
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+    assert bridge_name(vm_fleet.name) not in links and tap_name(vm_fleet.name, 1) not in links
