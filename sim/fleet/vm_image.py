@@ -64,6 +64,9 @@ SEED_DROP_IN = f"""[Unit]
 RequiresMountsFor={SEED_DIR}
 """
 RESOLV_CONF = "nameserver 10.0.2.3\n"  # slirp's DNS forwarder
+# debootstrap writes no /etc/hosts (podman gives a container one): without it nothing resolves
+# localhost (gRPC's resolver, so perf_analyzer's -u localhost:8500); the seed adds the host's name.
+HOSTS = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ def vm_packages(arch: str) -> list[str]:
 def vm_recipe_hash(arch: str) -> str:
     """Changes whenever what goes into the image changes, so a stale cached image is not used."""
     parts = [DEBIAN_SUITE, DEBIAN_MIRROR, ROOT_SIZE, *vm_packages(arch), *INITRAMFS_MODULES]
-    parts += [SEED_SCRIPT, SEED_UNIT, SSHD_CONFIG, FSTAB, DHCP_NETWORK, SEED_DROP_IN, RESOLV_CONF]
+    parts += [SEED_SCRIPT, SEED_UNIT, SSHD_CONFIG, FSTAB, DHCP_NETWORK, SEED_DROP_IN, RESOLV_CONF, HOSTS]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
@@ -128,6 +131,7 @@ def ensure_vm_image(arch: str, log: Callable[[str], None] = print) -> VmImage:
 
 def _customise_vm(rootfs: Path) -> None:
     write_file(rootfs / "etc/fstab", FSTAB, 0o644)
+    write_file(rootfs / "etc/hosts", HOSTS, 0o644)
     write_file(rootfs / "etc/systemd/network/90-dhcp.network", DHCP_NETWORK, 0o644)
     write_file(rootfs / "etc/systemd/system/fleet-seed.service.d/vm.conf", SEED_DROP_IN, 0o644)
     resolv = rootfs / "etc/resolv.conf"

@@ -7,13 +7,15 @@ scripts/test.sh runs the fleet tests in two pytest processes side by side: the b
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bench.facts import RESULTS_ROOT
-from sim.fleet.fleet import Fleet
+from sim.fleet.fleet import Fleet, FleetHost
 from sim.fleet.vm import VmShape
 from tests.conftest import run
 from tests.results_tree import place
@@ -73,6 +75,19 @@ def bench_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
 def sited() -> set[str]:
     """Names of the fleets on which site.yml has run to completion in this session: others skip it."""
     return set()
+
+
+def on_host(fleet: Fleet, host: FleetHost, command: str, timeout: float = 120) -> str:
+    """COMMAND's output on HOST of FLEET over SSH (its key pinned); the test fails on a non-zero exit."""
+    proc = subprocess.run(fleet.ssh_command(host, command), capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, (host.name, command, proc.stderr[-1500:])
+    return proc.stdout
+
+
+def local_fact(fleet: Fleet, host: FleetHost, name: str) -> dict:
+    """A local fact of HOST as Ansible reads it: an executable fact's output, or the file's JSON."""
+    path = f"/etc/ansible/facts.d/{name}.fact"
+    return json.loads(on_host(fleet, host, f"if [ -x {path} ]; then {path}; else cat {path}; fi"))
 
 
 def inventory_of(fleet: Fleet) -> Path:

@@ -7,30 +7,18 @@ Two VMs of two nodes each boot under TCG (about a minute), side by side with the
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from sim.fleet.fleet import Fleet, FleetHost
+from sim.fleet.fleet import Fleet
 from sim.fleet.vm import bridge_name, tap_name
 from tests.conftest import run
+from tests.fleet_tests.conftest import local_fact, on_host
 
 pytestmark = pytest.mark.fleet
-
-
-def on(fleet: Fleet, host: FleetHost, command: str, timeout: float = 120) -> str:
-    proc = subprocess.run(fleet.ssh_command(host, command), capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, (host.name, command, proc.stderr[-1500:])
-    return proc.stdout
-
-
-def local_fact(fleet: Fleet, host: FleetHost, name: str) -> dict:
-    """A local fact as Ansible reads it: an executable fact's output, or the file's JSON."""
-    path = f"/etc/ansible/facts.d/{name}.fact"
-    return json.loads(on(fleet, host, f"if [ -x {path} ]; then {path}; else cat {path}; fi"))
 
 
 def test_each_vm_boots_its_own_kernel_with_two_numa_nodes(vm_fleet: Fleet) -> None:
@@ -40,9 +28,11 @@ def test_each_vm_boots_its_own_kernel_with_two_numa_nodes(vm_fleet: Fleet) -> No
     assert [r["lan"] for r in rows] == ["10.89.0.11", "10.89.0.12"]
     here = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     for host in vm_fleet.hosts():
-        assert on(vm_fleet, host, "cat /proc/sys/kernel/random/boot_id").strip() != here
-        assert "available: 2 nodes (0-1)" in on(vm_fleet, host, "numactl --hardware")
-        assert on(vm_fleet, host, "cat /sys/devices/system/node/node1/cpulist").strip() == "1"
+        assert on_host(vm_fleet, host, "cat /proc/sys/kernel/random/boot_id").strip() != here
+        assert "available: 2 nodes (0-1)" in on_host(vm_fleet, host, "numactl --hardware")
+        assert on_host(vm_fleet, host, "cat /sys/devices/system/node/node1/cpulist").strip() == "1"
+        # as on any server: perf_analyzer's gRPC resolves localhost, sudo the host's own name
+        assert on_host(vm_fleet, host, "getent hosts localhost && getent hosts $(hostname)").count("\n") == 2
 
 
 def test_host_prep_records_both_nodes_in_the_host_fact(vm_fleet: Fleet) -> None:
@@ -58,7 +48,7 @@ def test_memory_bound_by_numactl_lands_on_its_node(vm_fleet: Fleet) -> None:
     host = vm_fleet.hosts()[0]
     # 64 MiB touched under --membind=1: the kernel's policy puts its pages on node 1 (numa_maps N1=).
     script = "b = bytearray(64 << 20); print(open('/proc/self/numa_maps').read())"
-    maps = on(vm_fleet, host, f'numactl --membind=1 --physcpubind=1 python3 -c "{script}"')
+    maps = on_host(vm_fleet, host, f'numactl --membind=1 --physcpubind=1 python3 -c "{script}"')
     pages = {node: 0 for node in ("0", "1")}
     for node, count in re.findall(r"\bN(\d)=(\d+)", maps):
         pages[node] += int(count)
@@ -76,12 +66,12 @@ def test_the_numa_probe_binds_memory_and_the_firewall_refuses_another_host(vm_fl
     firewall = local_fact(vm_fleet, server, "recbench_firewall")
     assert firewall["enforced"] is True, firewall
     # A listener on a serving port: this host reaches it, the other host is refused, its sshd is not.
-    on(vm_fleet, server, "sudo systemd-run --unit=probe-8500 python3 -m http.server --bind 0.0.0.0 8500")
+    on_host(vm_fleet, server, "sudo systemd-run --unit=probe-8500 python3 -m http.server --bind 0.0.0.0 8500")
     probe = "timeout 5 bash -c 'echo > /dev/tcp/{}/{}' 2>/dev/null && echo open || echo closed"
-    assert on(vm_fleet, server, "sleep 3; " + probe.format("127.0.0.1", 8500)).strip() == "open"
-    assert on(vm_fleet, other, probe.format(server.lan_address, 8500)).strip() == "closed"
-    assert on(vm_fleet, other, probe.format(server.lan_address, 22)).strip() == "open"
-    on(vm_fleet, server, "sudo systemctl stop probe-8500")
+    assert on_host(vm_fleet, server, "sleep 3; " + probe.format("127.0.0.1", 8500)).strip() == "open"
+    assert on_host(vm_fleet, other, probe.format(server.lan_address, 8500)).strip() == "closed"
+    assert on_host(vm_fleet, other, probe.format(server.lan_address, 22)).strip() == "open"
+    on_host(vm_fleet, server, "sudo systemctl stop probe-8500")
 
 
 def test_status_notices_a_stopped_vm_and_up_boots_it_again(vm_fleet: Fleet, vm_shape) -> None:
