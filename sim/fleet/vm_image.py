@@ -65,7 +65,7 @@ RequiresMountsFor={SEED_DIR}
 """
 RESOLV_CONF = "nameserver 10.0.2.3\n"  # slirp's DNS forwarder
 # debootstrap writes no /etc/hosts (podman gives a container one): without it nothing resolves
-# localhost (gRPC's resolver, so perf_analyzer's -u localhost:8500); the seed adds the host's name.
+# localhost (gRPC's resolver, so perf_analyzer's -u localhost:<port>); the seed adds the host's name.
 HOSTS = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"
 
 
