@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,9 @@ def test_cli_status_says_vm_and_down_removes_the_machines_and_their_lan(vm_fleet
     assert status.stdout.count("kind=vm") == 2 and "numa=2" in status.stdout
     pids = [(vm_fleet.host_dir(h) / "qemu.pid").read_text().strip() for h in vm_fleet.hosts()]
     assert run([*base, "down"]).returncode == 0
+    deadline = time.monotonic() + 10  # a SIGKILLed QEMU (stop's last resort) takes a moment to exit
+    while any(qemu_runs(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert not any(qemu_runs(pid) for pid in pids)
     assert not vm_fleet.state_dir.exists()
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
