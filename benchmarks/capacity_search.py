@@ -35,7 +35,8 @@ from bench.knobsearch import plan  # noqa: E402
 from bench.layout import read_rows  # noqa: E402
 from bench.sweep import run_job  # noqa: E402
 from sim.known_curve.server import Curve, launch  # noqa: E402
-from sim.tfserving_standin.process import free_port, serving_a_fresh_export, wait_ready  # noqa: E402
+from sim.ports import free_port  # noqa: E402
+from sim.tfserving_standin.process import serving_a_fresh_export, wait_ready  # noqa: E402
 
 VENV = Path(sys.executable).parent.parent
 PERF_ANALYZER = str(VENV / "bin" / "perf_analyzer")

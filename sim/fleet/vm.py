@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sim.fleet.vm_image import SEED_LABEL, VM_CACHE, VmImage
+from sim.ports import free_port
 
 QEMU = {"x86_64": "qemu-system-x86_64", "aarch64": "qemu-system-aarch64"}
 CONSOLE = {"x86_64": "ttyS0", "aarch64": "ttyAMA0"}
@@ -170,12 +170,6 @@ class VmPaths:
     @property
     def console(self) -> Path:
         return self.home / "console.log"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_disks(paths: VmPaths, image: VmImage, seed: Path) -> None:

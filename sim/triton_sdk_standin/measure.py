@@ -17,7 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sim.tfserving_standin.process import free_port, start, wait_ready
+from sim.ports import free_port
+from sim.tfserving_standin.process import start, wait_ready
 
 
 def measure(perf_analyzer: str, export_dir: Path, workdir: Path) -> str:

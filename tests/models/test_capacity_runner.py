@@ -20,7 +20,8 @@ from bench.sweep import run_job
 from collect.cli import main as collect_main
 from collect.store import Store
 from sim.known_curve.server import Curve, expected_level, launch
-from sim.tfserving_standin.process import free_port, wait_ready
+from sim.ports import free_port
+from sim.tfserving_standin.process import wait_ready
 from tests.models.conftest import VENV
 
 pytestmark = [pytest.mark.models, pytest.mark.usefixtures("perf_analyzer_libraries")]

@@ -17,7 +17,8 @@ from bench.controller.local_job import local_job
 from bench.sweep import run_job
 from sim.known_curve.queueing import open_loop_capacity
 from sim.known_curve.server import Curve, launch
-from sim.tfserving_standin.process import free_port, wait_ready
+from sim.ports import free_port
+from sim.tfserving_standin.process import wait_ready
 from tests.models.conftest import VENV
 
 pytestmark = [pytest.mark.models, pytest.mark.usefixtures("perf_analyzer_libraries")]

@@ -24,7 +24,8 @@ from modelzoo.export import export
 from modelzoo.readers import read_all
 from modelzoo.tfcompat import tf
 from modelzoo.train import train
-from sim.tfserving_standin.process import SERVER, free_port, metadata, start, wait_ready
+from sim.ports import free_port
+from sim.tfserving_standin.process import SERVER, metadata, start, wait_ready
 from tests.criteo_layouts import SAMPLE
 
 pytestmark = pytest.mark.models

@@ -22,7 +22,8 @@ from modelzoo.config import dataset_of, load_config
 from modelzoo.export import export
 from modelzoo.perf_input import write_perf_input
 from modelzoo.train import train
-from sim.tfserving_standin.process import free_port, start, wait_ready
+from sim.ports import free_port
+from sim.tfserving_standin.process import start, wait_ready
 from tests.criteo_layouts import SAMPLE
 
 pytestmark = pytest.mark.models
