@@ -31,7 +31,7 @@ from sim.fleet.image import LOGIN_USER, SEED_DIR, ensure_image
 from sim.fleet.keys import generate_keypair, known_hosts_line
 from sim.fleet.podman import podman, podman_succeeds
 from sim.fleet.vm import VmError, VmPaths, VmShape
-from sim.fleet.vm_image import ensure_vm_image
+from sim.fleet.vm_image import VmImage, ensure_vm_image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = REPO_ROOT / ".fleet"
@@ -401,7 +401,12 @@ class _Vms:
         if vm_machine.running(self.paths(host)):
             return
         log(f"{host.name}: booting stopped VM")
-        self._boot(host, log)
+        try:
+            image = vm_machine.image_of(self.paths(host))
+        except VmError as err:
+            raise FleetError(f"{host.name}: {err}") from err
+        tap = vm_machine.ensure_tap(self.fleet.name, host.lan_index) if host.lan_address else None
+        self._boot(host, image, tap)
 
     def start(self, host: FleetHost, seed: Path, log: Log) -> None:
         image = ensure_vm_image(host.arch, log)
@@ -413,11 +418,9 @@ class _Vms:
             network.mkdir()
             (network / "10-lan.network").write_text(vm_machine.lan_network_file(host.lan_index))
         vm_machine.make_disks(self.paths(host), image, seed)
-        self._boot(host, log)
+        self._boot(host, image, tap)
 
-    def _boot(self, host: FleetHost, log: Log) -> None:
-        image = ensure_vm_image(host.arch, log)
-        tap = vm_machine.ensure_tap(self.fleet.name, host.lan_index) if host.lan_address else None
+    def _boot(self, host: FleetHost, image: VmImage, tap: str | None) -> None:
         shape = VmShape(numa=host.numa, memory_mb=host.memory_mb)
         spec = vm_machine.VmSpec(host.arch, host.name, shape, host.accel, tap, host.lan_index)
         paths = self.paths(host)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.fleet.vm_image import SEED_LABEL, VM_CACHE, VmImage
+from sim.fleet.vm_image import SEED_LABEL, VM_CACHE, VmImage, image_from_dir
 from sim.ports import free_port
 
 QEMU = {"x86_64": "qemu-system-x86_64", "aarch64": "qemu-system-aarch64"}
@@ -183,6 +184,25 @@ def make_disks(paths: VmPaths, image: VmImage, seed: Path) -> None:
     paths.seed_disk.unlink(missing_ok=True)
     seed_disk = ["mkfs.ext4", "-q", "-L", SEED_LABEL, "-d", str(seed), str(paths.seed_disk), "4M"]
     subprocess.run(seed_disk, check=True, capture_output=True)
+
+
+def image_of(paths: VmPaths) -> VmImage:
+    """The image a VM's overlay disk was made from (its backing file), to boot it again with the
+    kernel that disk was made for; refused in one line if the image is gone from the cache."""
+    info = subprocess.run(
+        ["qemu-img", "info", "--output=json", "-U", str(paths.disk)], capture_output=True, text=True, check=False
+    )
+    try:
+        root = Path(json.loads(info.stdout)["backing-filename"])
+    except (ValueError, KeyError):
+        detail = info.stderr.strip() or "no backing file"
+        raise VmError(f"{paths.disk}: not an overlay of a VM image ({detail})") from None
+    image = image_from_dir(root.parent)
+    missing = [p.name for p in (image.root, image.kernel, image.initrd) if not p.exists()]
+    if missing:
+        gone = ", ".join(missing)
+        raise VmError(f"the image its disk was made from is gone ({root.parent}: no {gone}): down, then up")
+    return image
 
 
 @dataclass(frozen=True)

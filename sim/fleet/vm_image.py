@@ -91,9 +91,12 @@ def image_dir(arch: str) -> Path:
     return VM_CACHE / f"{DEBIAN_SUITE}-{DEBIAN_ARCH[arch]}-{vm_recipe_hash(arch)}"
 
 
-def vm_image(arch: str) -> VmImage:
-    where = image_dir(arch)
+def image_from_dir(where: Path) -> VmImage:
     return VmImage(where / "root.img", where / "vmlinuz", where / "initrd.img")
+
+
+def vm_image(arch: str) -> VmImage:
+    return image_from_dir(image_dir(arch))
 
 
 def _trusted_cache() -> None:
@@ -124,7 +127,14 @@ def ensure_vm_image(arch: str, log: Callable[[str], None] = print) -> VmImage:
         shutil.copyfile(_only(rootfs / "boot", "initrd.img-*"), built / "initrd.img")
         _run(["mkfs.ext4", "-q", "-L", "fleet-root", "-d", str(rootfs), str(built / "root.img"), ROOT_SIZE])
         built.chmod(0o755)
-        built.rename(image.root.parent)  # whole or not at all: a half-built image is never found
+        try:
+            built.rename(image.root.parent)  # whole or not at all: a half-built image is never found
+        except OSError:
+            # Another build of the same recipe finished first: its image is the same one.
+            if not all(p.exists() for p in (image.root, image.kernel, image.initrd)):
+                raise
+            log(f"VM image {image.root.parent.name}: another build finished first; using it")
+            return image
     log(f"built VM image {image.root.parent}")
     return image
 

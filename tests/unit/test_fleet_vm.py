@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import platform
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,14 +18,16 @@ from sim.fleet.vm import (
     VmShape,
     VmSpec,
     bridge_name,
+    image_of,
     lan_address,
     lan_network_file,
+    make_disks,
     numa_args,
     pid_of,
     qemu_command,
     tap_name,
 )
-from sim.fleet.vm_image import VmImage, vm_packages, vm_recipe_hash
+from sim.fleet.vm_image import VmImage, image_from_dir, vm_packages, vm_recipe_hash
 
 pytestmark = pytest.mark.unit
 
@@ -90,6 +93,24 @@ def test_a_stale_pid_file_is_not_a_running_vm(tmp_path: Path) -> None:
     assert pid_of(paths) is None
     paths.pid_file.write_text("not a pid")
     assert pid_of(paths) is None
+
+
+def test_a_stopped_vm_boots_again_from_the_image_its_disk_was_made_from_or_says_it_is_gone(tmp_path: Path) -> None:
+    image = image_from_dir(tmp_path / "bookworm-amd64-0123456789abcdef")
+    image.root.parent.mkdir()
+    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(image.root), "1M"], check=True)
+    image.kernel.write_bytes(b"kernel")
+    image.initrd.write_bytes(b"initrd")
+    (seed := tmp_path / "seed").mkdir()
+    (paths := VmPaths(tmp_path / "host")).home.mkdir()
+    make_disks(paths, image, seed)
+    assert image_of(paths) == image
+    image.kernel.unlink()  # the cache was cleaned while the VM was stopped
+    with pytest.raises(VmError, match=r"^the image its disk was made from is gone \(.*: no vmlinuz\): down, then up$"):
+        image_of(paths)
+    paths.disk.write_bytes(b"not a disk")
+    with pytest.raises(VmError, match="not an overlay of a VM image"):
+        image_of(paths)
 
 
 def test_the_vm_image_carries_a_kernel_and_host_preps_packages_and_its_recipe_is_versioned() -> None:
