@@ -141,11 +141,11 @@ class Fleet:
             raise FleetError(f"--slow must be between 0 and {count} native hosts, --slow-cpus above 0")
         if vm is not None and slow:
             raise FleetError("--slow is a container's CPU quota: a VM host is slow already (TCG)")
-        try:
-            if vm is not None:
+        if vm is not None:
+            try:
                 vm.check()
-        except VmError as err:
-            raise FleetError(str(err)) from err
+            except VmError as err:
+                raise FleetError(str(err)) from err
         wanted = [self._host(group, platform.machine(), i, vm) for i in range(1, count + 1)]
         for host in wanted[count - slow :]:
             host.cpus = slow_cpus
