@@ -136,7 +136,16 @@ def ensure_vm_image(arch: str, log: Callable[[str], None] = print) -> VmImage:
             log(f"VM image {image.root.parent.name}: another build finished first; using it")
             return image
     log(f"built VM image {image.root.parent}")
+    for stale in stale_images(arch):
+        shutil.rmtree(stale)
+        log(f"removed VM image {stale.name}: its recipe is an older one (a stopped VM made from it cannot resume)")
     return image
+
+
+def stale_images(arch: str) -> list[Path]:
+    """ARCH's cached images of other recipes than today's (each is a root disk of a few GiB)."""
+    current = image_dir(arch)
+    return sorted(p for p in VM_CACHE.glob(f"{DEBIAN_SUITE}-{DEBIAN_ARCH[arch]}-*") if p.is_dir() and p != current)
 
 
 def _customise_vm(rootfs: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sim.fleet import vm_image as vm_image_module
 from sim.fleet.fleet import Fleet, FleetError, FleetHost
 from sim.fleet.molecule import instance_config, vm_nodes
 from sim.fleet.vm import (
@@ -27,7 +28,7 @@ from sim.fleet.vm import (
     qemu_command,
     tap_name,
 )
-from sim.fleet.vm_image import VmImage, image_from_dir, vm_packages, vm_recipe_hash
+from sim.fleet.vm_image import VmImage, image_dir, image_from_dir, stale_images, vm_packages, vm_recipe_hash
 
 pytestmark = pytest.mark.unit
 
@@ -111,6 +112,16 @@ def test_a_stopped_vm_boots_again_from_the_image_its_disk_was_made_from_or_says_
     paths.disk.write_bytes(b"not a disk")
     with pytest.raises(VmError, match="not an overlay of a VM image"):
         image_of(paths)
+
+
+def test_only_older_recipes_of_the_same_arch_are_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vm_image_module, "VM_CACHE", tmp_path)
+    current, other_arch = image_dir("x86_64"), image_dir("aarch64")
+    older = tmp_path / f"{current.name.rsplit('-', 1)[0]}-0000000000000000"
+    for made in (current, other_arch, older, tmp_path / "build-abc"):
+        made.mkdir()
+    assert stale_images("x86_64") == [older]
+    assert stale_images("aarch64") == []
 
 
 def test_the_vm_image_carries_a_kernel_and_host_preps_packages_and_its_recipe_is_versioned() -> None:
