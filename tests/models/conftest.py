@@ -10,11 +10,6 @@ import pytest
 from modelzoo.generate import generate
 
 VENV = Path(sys.executable).parent.parent
-# The open-loop tests time a known-curve server against a budget (20 ms requests, a 60 ms p99; LoadGen's
-# early stopping at 459 queries allows not one over it, so one stall of 40 ms fails a level): they run
-# one after another on one worker (`--dist loadgroup`, as scripts/test.sh runs them), never beside each
-# other's servers and clients.
-LATENCY_TIMED = pytest.mark.xdist_group("latency-timed")
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from sim.ports import free_port
 from sim.tfserving_standin.process import wait_ready
 from tests.models.conftest import VENV
 
-pytestmark = [pytest.mark.models, pytest.mark.usefixtures("perf_analyzer_libraries")]
+pytestmark = [pytest.mark.models, pytest.mark.latency_timed, pytest.mark.usefixtures("perf_analyzer_libraries")]
 
 # 16 workers, each request 50 ms + 0.5 ms per other request in service: 57.5 ms at 16 clients, 278 infer/s.
 # Past 16 clients throughput stays flat (a plateau) and requests queue for a worker; how far their p99

@@ -19,9 +19,9 @@ from sim.known_curve.queueing import open_loop_capacity
 from sim.known_curve.server import Curve, launch
 from sim.ports import free_port
 from sim.tfserving_standin.process import wait_ready
-from tests.models.conftest import LATENCY_TIMED, VENV
+from tests.models.conftest import VENV
 
-pytestmark = [pytest.mark.models, LATENCY_TIMED, pytest.mark.usefixtures("perf_analyzer_libraries")]
+pytestmark = [pytest.mark.models, pytest.mark.latency_timed, pytest.mark.usefixtures("perf_analyzer_libraries")]
 
 # 4 workers, each request 20 ms, no contention: an M/D/4 queue under Poisson arrivals. Its p99 stays
 # within 60 ms up to ~152 requests/s (sim.known_curve.queueing; 46 ms at 10 % less, 81 ms at 10 % more:
