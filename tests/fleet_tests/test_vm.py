@@ -2,9 +2,9 @@
 
 What a container host cannot show: numactl binding memory to a node for real, the firewall loaded
 into a kernel of the host's own and refusing another host's connection, two nodes in the host fact.
-One VM of two nodes boots under TCG (about a minute), after the benched fleet has finished; the
-other host on its LAN is a network namespace of this machine's, plugged into the fleet's bridge: a
-network stack and address of its own, costing no core (a second TCG VM costs one).
+One VM of two nodes boots under TCG (about half a minute), after the small fleets and beside the
+benched fleet; the other host on its LAN is a network namespace of this machine's, plugged into the
+fleet's bridge: a network stack and address of its own, costing no core (a second TCG VM costs one).
 """
 
 from __future__ import annotations
@@ -118,8 +118,10 @@ def test_status_notices_a_stopped_vm_and_up_boots_it_again(vm_fleet: Fleet, vm_s
     assert (rows[victim.name]["state"], rows[victim.name]["ssh"]) == ("stopped", "unreachable")
     vm_fleet.up(1, vm=vm_shape, log=lambda _: None)
     assert all(row["ssh"] == "ok" for row in vm_fleet.status())
-    # Same disk, same host key: what host_prep wrote is still there, and the old pin still holds.
-    assert local_fact(vm_fleet, victim, "recbench_host")["numa_node_count"] == 2
+    # Same disk, same host key: what host_prep wrote is still there, and the old pin still holds (on
+    # the new loopback port the booted VM forwards: read again from the inventory).
+    (booted,) = vm_fleet.hosts()
+    assert local_fact(vm_fleet, booted, "recbench_host")["numa_node_count"] == 2
 
 
 def test_cli_status_says_vm_and_down_removes_the_machines_and_their_lan(vm_fleet: Fleet) -> None:
