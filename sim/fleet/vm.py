@@ -198,7 +198,7 @@ def image_of(paths: VmPaths) -> VmImage:
         detail = info.stderr.strip() or "no backing file"
         raise VmError(f"{paths.disk}: not an overlay of a VM image ({detail})") from None
     image = image_from_dir(root.parent)
-    missing = [p.name for p in (image.root, image.kernel, image.initrd) if not p.exists()]
+    missing = image.missing()
     if missing:
         gone = ", ".join(missing)
         raise VmError(f"the image its disk was made from is gone ({root.parent}: no {gone}): down, then up")

@@ -75,6 +75,10 @@ class VmImage:
     kernel: Path
     initrd: Path
 
+    def missing(self) -> list[str]:
+        """The names of its files that are not there: none for a whole image."""
+        return [p.name for p in (self.root, self.kernel, self.initrd) if not p.exists()]
+
 
 def vm_packages(arch: str) -> list[str]:
     return with_host_prep_packages([*PACKAGES, KERNEL_PACKAGE[arch], *VM_PACKAGES])
@@ -111,7 +115,7 @@ def ensure_vm_image(arch: str, log: Callable[[str], None] = print) -> VmImage:
     """Return ARCH's VM image, building it first if it is missing or its recipe changed."""
     _trusted_cache()
     image = vm_image(arch)
-    if all(p.exists() for p in (image.root, image.kernel, image.initrd)):
+    if not image.missing():
         return image
     if arch != os.uname().machine:
         enable_aarch64_emulation()  # debootstrap's second stage and update-initramfs run arm64 code
@@ -131,7 +135,7 @@ def ensure_vm_image(arch: str, log: Callable[[str], None] = print) -> VmImage:
             built.rename(image.root.parent)  # whole or not at all: a half-built image is never found
         except OSError:
             # Another build of the same recipe finished first: its image is the same one.
-            if not all(p.exists() for p in (image.root, image.kernel, image.initrd)):
+            if image.missing():
                 raise
             log(f"VM image {image.root.parent.name}: another build finished first; using it")
             return image
